@@ -1,0 +1,56 @@
+"""TEMPLATE_NAME: <one line: the phenomenon this experiment shows>.
+
+<Two short paragraphs: what is computed and why it answers the question in
+README.md. Name the paper and section of the claim.>
+
+This template is a complete, checked experiment: GD on a wide two-layer ReLU
+net contracts the loss at least as fast as Du et al.'s bound
+``(1 - eta lam0 / 2)^k`` (ICLR 2019, Thm 4.1). Replace the body with your own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import data, kernels, net
+from shared.plotting import subplots
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """Return scalars (checked in expected.toml) and series (for the figure)."""
+    rng = np.random.default_rng(seed)
+    n, d, m, steps = (20, 10, 2000, 60) if quick else (100, 50, 20000, 200)
+    X = data.unit_sphere(n, d, rng=rng)
+    y = data.gaussian_labels(n, rng=rng)
+    H = kernels.h_inf(X)
+    lam = np.linalg.eigvalsh(H)  # (n,) ascending
+    lam0, lam_max = lam[0], lam[-1]
+    eta = 1.0 / lam_max
+    W0, a0 = net.init_net(d, m, rng=rng)
+    res = net.train(X, y, W0, a0, eta=eta, steps=steps, progress=progress)
+    k = np.arange(steps + 1)
+    ratio = res.loss / res.loss[0]
+    bound = (1.0 - eta * lam0 / 2.0) ** k
+    return {
+        "lam0": lam0,
+        "final_loss_ratio": ratio[-1],
+        "max_ratio_over_bound": float(np.max(ratio / bound)),
+        "step": k,
+        "loss_ratio": ratio,
+        "bound": bound,
+    }
+
+
+def plot(result: dict):
+    fig, ax = subplots()
+    ax.semilogy(result["step"], result["loss_ratio"], label="GD, measured")
+    ax.semilogy(result["step"], result["bound"], "--", label=r"bound $(1-\eta\lambda_0/2)^k$")
+    ax.set(xlabel="step k", ylabel="L(k) / L(0)", title="TEMPLATE_NAME")
+    ax.legend()
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))

@@ -1,0 +1,178 @@
+"""Inputs and labels for the two-layer ReLU experiments.
+
+All randomness comes from an explicit ``rng: np.random.Generator``; nothing
+touches global state. Inputs are ``X (n, d)`` with unit rows unless stated,
+labels are ``y (n,)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import _validate as v
+
+
+def unit_sphere(n: int, d: int, *, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
+    """``n`` points uniform on the unit sphere ``S^{d-1}``.
+
+    Returns
+    -------
+    X : (n, d) ndarray
+        Gaussian draws normalised per row (never by the Frobenius norm of ``X``).
+    """
+    v.positive("n", n, integer=True)
+    v.positive("d", d, integer=True)
+    v.rng("rng", rng)
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X.astype(dtype, copy=False)
+
+
+def pairs_at_angle(
+    n: int, d: int, *, angle: float, rng: np.random.Generator, dtype=np.float64
+) -> np.ndarray:
+    """Unit inputs in which every point has a partner at exactly ``angle`` radians.
+
+    ``n // 2`` points are uniform on the sphere; each gets a partner rotated by
+    ``angle`` inside a random plane through it. For small ``angle`` the minimum
+    pairwise angle equals ``angle`` (random points in moderate ``d`` are far
+    apart), which drives ``lambda0`` towards 0 as ``angle -> 0``
+    (Du et al. 2019, Thm 3.1: ``lambda0 > 0`` iff no two inputs are parallel).
+    For odd ``n`` the last point has no partner.
+
+    Returns
+    -------
+    X : (n, d) ndarray, unit rows; partners are rows ``2k`` and ``2k + 1``.
+    """
+    v.positive("n", n, integer=True)
+    if d < 2:
+        raise ValueError(f"d: expected >= 2 to rotate within a plane, got {d!r}")
+    v.in_range("angle", angle, 0.0, np.pi)
+    if angle == 0.0:
+        raise ValueError("angle: expected > 0 (use duplicate_inputs for parallel points), got 0.0")
+    v.rng("rng", rng)
+    half = n - n // 2
+    base = unit_sphere(half, d, rng=rng)
+    # a random direction orthogonal to each base point: (half, d)
+    z = rng.standard_normal((half, d))
+    z -= np.sum(z * base, axis=1, keepdims=True) * base
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    partner = np.cos(angle) * base + np.sin(angle) * z
+    X = np.empty((n, d))
+    X[0::2] = base
+    X[1::2] = partner[: n // 2]
+    return X.astype(dtype, copy=False)
+
+
+def min_pairwise_angle(X: np.ndarray) -> float:
+    """Smallest angle (radians) between two rows of ``X``, counting ``x`` and ``-x`` as parallel.
+
+    Du et al.'s non-parallel condition is about lines through the origin, so the
+    angle of a pair is ``min(t, pi - t)``.
+    """
+    X = v.array("X", X, ndim=2)
+    Xn = X / v.nonzero_rows("X", X)[:, None]
+    c = np.abs(np.clip(Xn @ Xn.T, -1.0, 1.0))  # (n, n)
+    np.fill_diagonal(c, 0.0)
+    return float(np.arccos(c.max()))
+
+
+def duplicate_inputs(n: int, d: int, *, n_copies: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit inputs whose last ``n_copies`` rows repeat earlier rows exactly (``H_inf`` singular)."""
+    v.positive("n_copies", n_copies, integer=True)
+    if n_copies >= n:
+        raise ValueError(f"n_copies: expected fewer than n={n}, got {n_copies}")
+    X = unit_sphere(n, d, rng=rng)
+    X[n - n_copies :] = X[:n_copies]
+    return X
+
+
+def antipodal_inputs(n: int, d: int, *, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit inputs whose last ``n_pairs`` rows are the negatives of earlier rows.
+
+    A single pair ``{x, -x}`` keeps ``H_inf`` positive definite (the pair is
+    "parallel" for Du et al.'s condition but ``H_inf`` stays invertible); with
+    ``n_pairs >= d + 1`` pairs the vectors ``(x_i, -x_i)`` are linearly dependent
+    and ``lambda_min(H_inf) = 0`` exactly: the difference rows of ``H_inf`` for
+    a pair equal ``x_i.x_j / 2``, a rank-``d`` matrix.
+    """
+    v.positive("n_pairs", n_pairs, integer=True)
+    if 2 * n_pairs > n:
+        raise ValueError(f"n_pairs: expected at most n/2={n // 2}, got {n_pairs}")
+    X = unit_sphere(n, d, rng=rng)
+    X[n - n_pairs :] = -X[:n_pairs]
+    return X
+
+
+def gaussian_labels(n: int, *, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
+    """``y ~ N(0, I_n)``, the labels of Du et al. (2019), Figure 1."""
+    v.positive("n", n, integer=True)
+    return v.rng("rng", rng).standard_normal(n).astype(dtype, copy=False)
+
+
+def teacher_labels(X: np.ndarray, *, m_teacher: int, rng: np.random.Generator) -> np.ndarray:
+    """Labels from a random two-layer ReLU teacher, standardised to mean 0, variance 1.
+
+    ``y_i = sum_r b_r relu(v_r . x_i)`` with ``v_r ~ N(0, I)``, ``b_r ~ N(0, 1)``.
+    Such labels are "structured": they lie mostly on the top eigenvectors of
+    ``H_inf`` (Arora et al. 2019, Sec. 4).
+    """
+    X = v.array("X", X, ndim=2)
+    v.positive("m_teacher", m_teacher, integer=True)
+    v.rng("rng", rng)
+    V = rng.standard_normal((m_teacher, X.shape[1]))
+    b = rng.standard_normal(m_teacher)
+    y = np.maximum(X @ V.T, 0.0) @ b  # (n,)
+    y -= y.mean()
+    sd = y.std()
+    if sd == 0:
+        raise ValueError("X: teacher labels are constant on these inputs; use more points")
+    return y / sd
+
+
+def two_clusters(
+    n: int, d: int, *, margin: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes on the unit sphere separated by a margin along ``e_1``.
+
+    Points are uniform on the sphere conditioned on ``|x_1| >= margin``; the
+    label is ``sign(x_1)``. Returns ``X (n, d)`` and ``y (n,)`` in ``{-1, +1}``.
+    """
+    v.positive("n", n, integer=True)
+    if d < 2:
+        raise ValueError(f"d: expected >= 2, got {d!r}")
+    v.in_range("margin", margin, 0.0, 0.999)
+    v.rng("rng", rng)
+    y = rng.choice([-1.0, 1.0], size=n)
+    # first coordinate uniform in [margin, 1) in absolute value, rest on the sphere
+    x1 = rng.uniform(margin, 1.0, size=n)
+    rest = rng.standard_normal((n, d - 1))
+    rest *= (np.sqrt(1.0 - x1**2) / np.linalg.norm(rest, axis=1))[:, None]
+    X = np.column_stack([y * x1, rest])
+    return X, y
+
+
+def corrupt_labels(
+    y: np.ndarray, *, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flip the sign of exactly ``round(fraction * n)`` labels chosen at random.
+
+    Parameters
+    ----------
+    y : (n,) ndarray with entries in ``{-1, +1}``.
+    fraction : float in [0, 1].
+
+    Returns
+    -------
+    y_corrupt : (n,) ndarray, a new array (``y`` is not modified).
+    flipped : (n,) bool ndarray, which labels were flipped.
+    """
+    y = v.array("y", y, ndim=1)
+    if not np.all(np.abs(y) == 1):
+        raise ValueError("y: expected labels in {-1, +1}")
+    v.in_range("fraction", fraction, 0.0, 1.0)
+    v.rng("rng", rng)
+    n = y.shape[0]
+    flipped = np.zeros(n, dtype=bool)
+    flipped[rng.choice(n, size=round(fraction * n), replace=False)] = True
+    return np.where(flipped, -y, y), flipped

@@ -1,0 +1,133 @@
+"""Discover experiments and load their metadata and code.
+
+An experiment is a folder ``experiments/<name>/`` holding
+
+- ``README.md``      question, claim, how to run, what is checked and why, the figure;
+- ``experiment.py``  ``run(*, quick, seed, progress=None) -> dict`` and ``plot(result) -> Figure``;
+- ``expected.toml``  an ``[experiment]`` table (title, question, claim) and ``[[check]]`` tables.
+
+Folders whose name starts with ``_`` or ``.`` (the template) are not experiments.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+REQUIRED_FILES = ("README.md", "experiment.py", "expected.toml")
+REQUIRED_META = ("title", "question", "claim")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ExperimentError(Exception):
+    """A problem with an experiment's files or results, reported to the user as is."""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The sandbox root: ``$SANDBOX_ROOT``, else the nearest folder upwards holding
+    ``experiments/`` and ``pyproject.toml``, else the checkout this package lives in."""
+    env = os.environ.get("SANDBOX_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "experiments").is_dir() and (folder / "pyproject.toml").is_file():
+            return folder
+    pkg_root = Path(__file__).resolve().parents[2]
+    if (pkg_root / "experiments").is_dir():
+        return pkg_root
+    raise ExperimentError(
+        "no experiments/ folder found: run from inside the sandbox checkout or set SANDBOX_ROOT"
+    )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: Path
+    meta: dict
+    checks: list
+
+    @property
+    def title(self) -> str:
+        return self.meta["title"]
+
+    @property
+    def question(self) -> str:
+        return self.meta["question"]
+
+    def load_module(self) -> ModuleType:
+        """Import ``experiment.py`` under a private module name and check its interface."""
+        file = self.path / "experiment.py"
+        mod_name = f"sandbox_experiments.{self.name}"
+        spec = importlib.util.spec_from_file_location(mod_name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            sys.modules.pop(mod_name, None)
+            raise
+        for fn in ("run", "plot"):
+            if not callable(getattr(module, fn, None)):
+                raise ExperimentError(f"{self.name}: experiment.py must define a function {fn}()")
+        params = inspect.signature(module.run).parameters
+        for arg in ("quick", "seed"):
+            if arg not in params or params[arg].kind is not inspect.Parameter.KEYWORD_ONLY:
+                raise ExperimentError(
+                    f"{self.name}: run() must take keyword-only arguments quick and seed"
+                )
+        return module
+
+
+def experiment_dirs(root: Path) -> list[Path]:
+    base = root / "experiments"
+    return sorted(
+        p for p in base.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")) and p.name != "__pycache__"
+    )
+
+
+def load(path: Path) -> Experiment:
+    """Read one experiment folder; raise :class:`ExperimentError` on anything missing or malformed."""
+    from shared.harness.checks import parse_checks
+
+    name = path.name
+    if not NAME_RE.match(name):
+        raise ExperimentError(f"{name}: folder names are lower_snake_case (letters, digits, _)")
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        raise ExperimentError(f"{name}: missing required file(s): {', '.join(missing)}")
+    try:
+        spec = tomllib.loads((path / "expected.toml").read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ExperimentError(f"{name}/expected.toml: not valid TOML: {err}") from err
+    meta = spec.get("experiment")
+    if not isinstance(meta, dict):
+        raise ExperimentError(f"{name}/expected.toml: missing the [experiment] table")
+    for key in REQUIRED_META:
+        if not isinstance(meta.get(key), str) or not meta[key].strip():
+            raise ExperimentError(f"{name}/expected.toml: [experiment] needs a non-empty '{key}'")
+    unknown = set(spec) - {"experiment", "check"}
+    if unknown:
+        raise ExperimentError(f"{name}/expected.toml: unknown top-level key(s) {sorted(unknown)}")
+    checks = parse_checks(spec.get("check"), where=f"{name}/expected.toml")
+    return Experiment(name=name, path=path, meta=meta, checks=checks)
+
+
+def discover(root: Path) -> list[Experiment]:
+    return [load(p) for p in experiment_dirs(root)]
+
+
+def get(root: Path, name: str) -> Experiment:
+    path = root / "experiments" / name
+    if not path.is_dir() or name.startswith(("_", ".")):
+        known = ", ".join(p.name for p in experiment_dirs(root)) or "none"
+        raise ExperimentError(f"unknown experiment {name!r}; known: {known}")
+    return load(path)

@@ -1,0 +1,225 @@
+"""Gram matrices of the two-layer ReLU net, finite and infinite width.
+
+Notation (Du, Zhai, Poczos, Singh, ICLR 2019, arXiv 1810.02054):
+``X (n, d)`` inputs, ``W (m, d)`` first-layer weights, ``H (n, n)`` Gram
+matrices, ``lam0 = lambda_min(H_inf)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import _validate as v
+
+_TWO_PI = 2.0 * np.pi
+
+
+def _cosines(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gram ``X X^T``, row norms and clipped cosines ``(n, n)`` of the rows of ``X``."""
+    X = v.array("X", X, ndim=2)
+    norms = v.nonzero_rows("X", X)
+    K = X @ X.T  # (n, n)
+    cos = K / np.outer(norms, norms)
+    np.clip(cos, -1.0, 1.0, out=cos)  # rounding can leave |cos| slightly above 1
+    return K, norms, cos
+
+
+def h_inf(X: np.ndarray) -> np.ndarray:
+    """Infinite-width Gram matrix of the first layer.
+
+    ``H_inf_ij = E_w[x_i.x_j 1{w.x_i >= 0, w.x_j >= 0}] = x_i.x_j (pi - arccos(cos_ij)) / (2 pi)``
+    with ``w ~ N(0, I)`` (Du et al. 2019, Eq. (3) and Sec. 3). The indicator
+    depends on directions only, so the formula holds for any non-zero norms.
+
+    Parameters
+    ----------
+    X : (n, d) ndarray, rows non-zero.
+
+    Returns
+    -------
+    H : (n, n) ndarray, symmetric PSD; diagonal ``||x_i||^2 / 2``.
+    """
+    K, _, cos = _cosines(X)
+    H = np.arccos(cos, out=cos)  # reuse the (n, n) buffer: angles t_ij
+    np.subtract(np.pi, H, out=H)
+    H *= K
+    H /= _TWO_PI
+    return H
+
+
+def g_inf(X: np.ndarray) -> np.ndarray:
+    """Infinite-width Gram matrix of the second layer (the ReLU NNGP / arc-cosine kernel).
+
+    ``G_inf_ij = E_w[relu(w.x_i) relu(w.x_j)] = ||x_i|| ||x_j|| (sin t + (pi - t) cos t) / (2 pi)``,
+    ``t`` the angle between ``x_i`` and ``x_j`` (Cho & Saul 2009, arc-cosine
+    kernel of degree 1, halved). Diagonal ``||x_i||^2 / 2``.
+
+    Returns
+    -------
+    G : (n, n) ndarray
+    """
+    _, norms, cos = _cosines(X)
+    t = np.arccos(cos)
+    G = np.sqrt(1.0 - cos**2)
+    G += (np.pi - t) * cos
+    G *= np.outer(norms, norms) / _TWO_PI
+    return G
+
+
+def ntk_inf(X: np.ndarray) -> np.ndarray:
+    """Neural tangent kernel of the net when both layers train: ``H_inf + G_inf``.
+
+    Gradient flow on ``(W, a)`` moves predictions with this kernel (Du et al.
+    2019, Sec. 3.2; Jacot et al. 2018); its diagonal is 1 for unit inputs.
+    """
+    return h_inf(X) + g_inf(X)
+
+
+def _check_W(X: np.ndarray, W) -> np.ndarray:
+    return v.array("W", W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]))
+
+
+def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Finite-width first-layer Gram matrix ``H(W)``.
+
+    ``H(W)_ij = (1/m) x_i.x_j sum_r 1{w_r.x_i >= 0, w_r.x_j >= 0}`` (Du et al.
+    2019, Eq. (5)); as matrices ``H = (X X^T) * (A A^T) / m`` with
+    ``A = 1{X W^T >= 0}`` of shape ``(n, m)``. The neuron axis is processed in
+    chunks of ``chunk`` so memory is ``O(n * chunk)``, not ``O(n * m)``. The 0/1
+    counts are accumulated in float32, exact up to ``2^24`` neurons.
+
+    Parameters
+    ----------
+    X : (n, d) ndarray
+    W : (m, d) ndarray
+
+    Returns
+    -------
+    H : (n, n) ndarray in the dtype of ``X``; equals ``J J^T`` with ``J`` the
+        Jacobian of the predictions with respect to ``W`` (``net.jacobian_W``),
+        since ``a_r^2 = 1``.
+    """
+    X = v.array("X", X, ndim=2)
+    W = _check_W(X, W)
+    v.positive("chunk", chunk, integer=True)
+    m = W.shape[0]
+    if m >= 2**24:
+        raise ValueError(f"W: expected fewer than 2**24 neurons for exact float32 counts, got {m}")
+    n = X.shape[0]
+    counts = np.zeros((n, n), dtype=np.float32)
+    for start in range(0, m, chunk):
+        A = (X @ W[start : start + chunk].T >= 0).astype(np.float32)  # (n, c)
+        counts += A @ A.T  # (n, n), exact integers in float32
+    H = X @ X.T
+    H *= counts.astype(H.dtype) / m
+    return H
+
+
+def gram_g(X: np.ndarray, W: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Finite-width second-layer Gram matrix ``G(W)_ij = (1/m) sum_r relu(w_r.x_i) relu(w_r.x_j)``.
+
+    It is the kernel of the gradient with respect to ``a``; it tends to
+    :func:`g_inf` as ``m`` grows.
+    """
+    X = v.array("X", X, ndim=2)
+    W = _check_W(X, W)
+    v.positive("chunk", chunk, integer=True)
+    m = W.shape[0]
+    n = X.shape[0]
+    G = np.zeros((n, n), dtype=X.dtype)
+    for start in range(0, m, chunk):
+        R = np.maximum(X @ W[start : start + chunk].T, 0.0)  # (n, c)
+        G += R @ R.T
+    G /= m
+    return G
+
+
+def h_inf_monte_carlo(
+    X: np.ndarray, *, n_draws: int, rng: np.random.Generator, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo estimate of ``H_inf`` from ``n_draws`` Gaussian ``w``, with standard errors.
+
+    Each draw gives ``x_i.x_j 1{w.x_i >= 0} 1{w.x_j >= 0}``; the estimate is
+    their mean, whose standard error is ``|x_i.x_j| sqrt(p (1 - p) / n_draws)``
+    with ``p`` the estimated co-activation probability.
+
+    Returns
+    -------
+    H_hat : (n, n) ndarray
+    stderr : (n, n) ndarray
+    """
+    X = v.array("X", X, ndim=2)
+    v.positive("n_draws", n_draws, integer=True)
+    v.rng("rng", rng)
+    W = rng.standard_normal((n_draws, X.shape[1]))
+    H_hat = gram_h(X, W, chunk=chunk)
+    K = X @ X.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(K != 0, H_hat / K, 0.0)
+    stderr = np.abs(K) * np.sqrt(np.clip(p * (1.0 - p), 0.0, None) / n_draws)
+    return H_hat, stderr
+
+
+def spectrum(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric ``H (n, n)``."""
+    H = v.array("H", H, ndim=2)
+    if H.shape[0] != H.shape[1]:
+        raise ValueError(f"H: expected a square matrix, got shape {H.shape}")
+    return np.linalg.eigh(H)
+
+
+def lambda_min(H: np.ndarray) -> float:
+    """Smallest eigenvalue of a symmetric matrix; ``lam0`` when ``H = H_inf``."""
+    H = v.array("H", H, ndim=2)
+    if H.shape[0] != H.shape[1]:
+        raise ValueError(f"H: expected a square matrix, got shape {H.shape}")
+    return float(np.linalg.eigvalsh(H)[0])
+
+
+def predicted_residuals(
+    H: np.ndarray, y: np.ndarray, *, eta: float, steps: int, u0: np.ndarray | None = None
+) -> np.ndarray:
+    """Arora et al.'s spectral prediction of ``||y - u(k)||`` for ``k = 0..steps``.
+
+    In the kernel regime ``y - u(k) = (I - eta H)^k (y - u(0))``, so with
+    ``H = sum_i lambda_i v_i v_i^T``,
+    ``||y - u(k)|| = sqrt(sum_i (1 - eta lambda_i)^(2k) (v_i . (y - u(0)))^2)``
+    (Arora, Du, Hu, Li, Wang, ICML 2019, Theorem 4.1, with ``u(0) = 0``).
+
+    Returns
+    -------
+    r : (steps + 1,) ndarray of residual norms.
+    """
+    y = v.array("y", y, ndim=1)
+    H = v.array("H", H, ndim=2, shape=(y.shape[0], y.shape[0]))
+    v.positive("eta", eta)
+    v.positive("steps", steps, integer=True, allow_zero=True)
+    r0 = y if u0 is None else y - v.array("u0", u0, ndim=1, shape=y.shape)
+    lam, V = np.linalg.eigh(H)
+    proj2 = (V.T @ r0) ** 2  # (n,)
+    k = np.arange(steps + 1)[:, None]  # (steps + 1, 1)
+    with np.errstate(over="ignore"):
+        factors = np.abs(1.0 - eta * lam)[None, :] ** (2 * k)  # (steps + 1, n)
+    return np.sqrt(factors @ proj2)
+
+
+def complexity_measure(H: np.ndarray, y: np.ndarray) -> float:
+    """Arora et al.'s data-dependent complexity ``sqrt(2 y^T H^-1 y / n)``.
+
+    It bounds the generalization gap of the wide net trained by GD (Arora et
+    al. 2019, Theorem 5.1); ``sqrt(y^T H^-1 y)`` is also the limit of
+    ``||W(k) - W(0)||_F`` (their Sec. 5). Computed with a Cholesky solve.
+    """
+    y = v.array("y", y, ndim=1)
+    H = v.array("H", H, ndim=2, shape=(y.shape[0], y.shape[0]))
+    return float(np.sqrt(2.0 * rkhs_norm_sq(H, y) / y.shape[0]))
+
+
+def rkhs_norm_sq(H: np.ndarray, y: np.ndarray) -> float:
+    """``y^T H^-1 y`` for a symmetric positive-definite ``H``; raises if ``H`` is singular."""
+    try:
+        L = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError as err:
+        raise ValueError("H: expected a positive-definite matrix, Cholesky failed") from err
+    z = np.linalg.solve(L, y)
+    return float(z @ z)
