@@ -54,7 +54,12 @@ class Check:
                 tol.append(f"atol {self.atol:g}")
             return f"~ {_fmt(self.close_to)} ({', '.join(tol)})"
         parts = []
-        for key, sym in (("greater_than", ">"), ("at_least", ">="), ("less_than", "<"), ("at_most", "<=")):
+        for key, sym in (
+            ("greater_than", ">"),
+            ("at_least", ">="),
+            ("less_than", "<"),
+            ("at_most", "<="),
+        ):
             val = getattr(self, key)
             if val is not None:
                 parts.append(f"{sym} {_fmt(val)}")
@@ -104,8 +109,25 @@ def _number(where, key, val):
     return float(val)
 
 
+def _check_bounds_admit_a_value(at: str, kw: dict) -> None:
+    """Reject bounds no number satisfies: ``lower > upper``, or ``lower == upper`` with a
+    strict side (``greater_than = 1`` with ``at_most = 1`` admits nothing)."""
+    lows = [(kw[k], k == "greater_than") for k in ("at_least", "greater_than") if k in kw]
+    highs = [(kw[k], k == "less_than") for k in ("at_most", "less_than") if k in kw]
+    if not lows or not highs:
+        return
+    # The tightest side; at equal values the strict comparison is the tighter one.
+    lo, lo_strict = max(lows)
+    hi, hi_strict = min(highs, key=lambda b: (b[0], not b[1]))
+    if lo > hi or (lo == hi and (lo_strict or hi_strict)):
+        raise ExperimentError(
+            f"{at}: the bounds admit no value (lower {'>' if lo_strict else '>='} {lo:g}, "
+            f"upper {'<' if hi_strict else '<='} {hi:g})"
+        )
+
+
 def parse_checks(raw, *, where: str) -> list[Check]:
-    """Validate the ``[[check]]`` tables; every malformed entry is a clear :class:`ExperimentError`."""
+    """Validate the ``[[check]]`` tables; a malformed entry is a clear :class:`ExperimentError`."""
     if raw is None:
         raise ExperimentError(f"{where}: no [[check]] tables; an experiment must check something")
     if not isinstance(raw, list):
@@ -117,7 +139,9 @@ def parse_checks(raw, *, where: str) -> list[Check]:
             raise ExperimentError(f"{at}: expected a table")
         unknown = set(entry) - ALL_KEYS
         if unknown:
-            raise ExperimentError(f"{at}: unknown key(s) {sorted(unknown)}; allowed: {sorted(ALL_KEYS)}")
+            raise ExperimentError(
+                f"{at}: unknown key(s) {sorted(unknown)}; allowed: {sorted(ALL_KEYS)}"
+            )
         q = entry.get("quantity")
         if not isinstance(q, str) or not q:
             raise ExperimentError(f"{at}: 'quantity' must be a non-empty string")
@@ -127,10 +151,14 @@ def parse_checks(raw, *, where: str) -> list[Check]:
             raise ExperimentError(f"{at}: 'reason' must say why the bound is what it is")
         modes = entry.get("modes", list(MODES))
         if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
-            raise ExperimentError(f"{at}: 'modes' must be a non-empty list drawn from {list(MODES)}")
+            raise ExperimentError(
+                f"{at}: 'modes' must be a non-empty list drawn from {list(MODES)}"
+            )
         for m in modes:
             if (q, m) in seen:
-                raise ExperimentError(f"{at}: quantity checked twice in mode {m!r}; use one check with both bounds")
+                raise ExperimentError(
+                    f"{at}: quantity checked twice in mode {m!r}; use one check with both bounds"
+                )
             seen.add((q, m))
         kinds = [k for k in ("equals", "close_to") if k in entry] + (
             ["bounds"] if any(k in entry for k in BOUND_KEYS) else []
@@ -147,16 +175,13 @@ def parse_checks(raw, *, where: str) -> list[Check]:
             kw["close_to"] = _number(at, "close_to", entry["close_to"])
             kw["rtol"] = _number(at, "rtol", entry.get("rtol", 0.0))
             kw["atol"] = _number(at, "atol", entry.get("atol", 0.0))
-            if kw["rtol"] <= 0 and kw["atol"] <= 0 or kw["rtol"] < 0 or kw["atol"] < 0:
+            if (kw["rtol"] <= 0 and kw["atol"] <= 0) or kw["rtol"] < 0 or kw["atol"] < 0:
                 raise ExperimentError(f"{at}: 'close_to' needs a positive 'rtol' or 'atol'")
         else:
             for k in BOUND_KEYS:
                 if k in entry:
                     kw[k] = _number(at, k, entry[k])
-            lo = max((kw[k] for k in ("at_least", "greater_than") if k in kw), default=-math.inf)
-            hi = min((kw[k] for k in ("at_most", "less_than") if k in kw), default=math.inf)
-            if lo > hi:
-                raise ExperimentError(f"{at}: the bounds admit no value (lower {lo:g} > upper {hi:g})")
+            _check_bounds_admit_a_value(at, kw)
         if ("rtol" in entry or "atol" in entry) and "close_to" not in entry:
             raise ExperimentError(f"{at}: 'rtol'/'atol' only go with 'close_to'")
         checks.append(Check(**kw))
@@ -180,7 +205,9 @@ def evaluate(checks: list[Check], quantities: dict, *, mode: str, name: str) -> 
             )
         x = quantities[c.quantity]
         if not isinstance(x, bool | numbers.Real):
-            raise ExperimentError(f"{name}: '{c.quantity}' must be a scalar, got {type(x).__name__}")
+            raise ExperimentError(
+                f"{name}: '{c.quantity}' must be a scalar, got {type(x).__name__}"
+            )
         if not isinstance(x, bool):
             x = float(x)
         verdicts.append(Verdict(check=c, measured=x, passed=c.passes(x)))
@@ -189,7 +216,10 @@ def evaluate(checks: list[Check], quantities: dict, *, mode: str, name: str) -> 
 
 def format_table(verdicts: list[Verdict], *, title: str = "") -> str:
     """A plain-text table: quantity | expected | measured | verdict."""
-    rows = [(v.check.quantity, v.check.expected(), _fmt(v.measured), "PASS" if v.passed else "FAIL") for v in verdicts]
+    rows = [
+        (v.check.quantity, v.check.expected(), _fmt(v.measured), "PASS" if v.passed else "FAIL")
+        for v in verdicts
+    ]
     head = ("quantity", "expected", "measured", "verdict")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     line = lambda r: "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731

@@ -30,7 +30,9 @@ def parse_seeds(text: str) -> list[int]:
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
-            raise argparse.ArgumentTypeError(f"--seeds: expected e.g. '0-4' or '0,3,7', got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"--seeds: expected e.g. '0-4' or '0,3,7', got {text!r}"
+            )
         lo, hi = int(m[1]), int(m[2] or m[1])
         if hi < lo:
             raise argparse.ArgumentTypeError(f"--seeds: range {part!r} runs backwards")
@@ -45,11 +47,33 @@ def _select(root: Path, names: list[str], all_: bool):
         return discover(root)
     if not names:
         raise ExperimentError("name at least one experiment, or use --all (see 'sandbox list')")
-    return [get(root, n) for n in names]
+    return [get(root, n) for n in dict.fromkeys(names)]  # in order, each once
+
+
+def _require_checks(exps, mode: str) -> None:
+    """An experiment with no check in ``mode`` would pass without testing anything."""
+    bare = [e.name for e in exps if not any(mode in c.modes for c in e.checks)]
+    if bare:
+        raise ExperimentError(
+            f"no check in expected.toml applies in {mode} mode for: {', '.join(bare)}; "
+            f"a check that tests nothing cannot pass"
+        )
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    """Copy ``src`` to a temporary file beside ``dest``, then rename over it."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def cmd_list(args) -> int:
     exps = discover(args.root)
+    if not exps:
+        print("no experiments yet; start one with 'sandbox new NAME'", file=sys.stderr)
     width = max((len(e.name) for e in exps), default=4)
     for e in exps:
         print(f"{e.name.ljust(width)}  {e.question}")
@@ -57,6 +81,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.publish and not args.full:
+        raise ExperimentError("--publish copies a full-mode figure; add --full")
     ok = True
     for exp in _select(args.root, args.names, args.all):
         mode = "full" if args.full else "quick"
@@ -67,11 +93,11 @@ def cmd_run(args) -> int:
         )
         print(format_table(rec.verdicts))
         print(f"runtime {rec.runtime_s:.1f} s; results and figure in {out}")
+        if not rec.verdicts:
+            print(f"(no check in expected.toml applies in {mode} mode)")
         if args.publish:
-            if not args.full:
-                raise ExperimentError("--publish copies a full-mode figure; add --full")
-            shutil.copyfile(out / "figure.png", exp.path / "figure.png")
-            shutil.copyfile(out / "results.json", exp.path / "results_full.json")
+            _copy_atomic(out / "figure.png", exp.path / "figure.png")
+            _copy_atomic(out / "results.json", exp.path / "results_full.json")
             print(f"published figure.png and results_full.json to {exp.path}")
         ok &= rec.passed
         print()
@@ -86,7 +112,10 @@ def _check_one(job):
 
 
 def cmd_check(args) -> int:
+    if args.jobs < 1:
+        raise ExperimentError(f"--jobs: expected a positive number of processes, got {args.jobs}")
     exps = _select(args.root, args.names, args.all)
+    _require_checks(exps, "full" if args.full else "quick")
     jobs = [(args.root, e.name, not args.full, s) for e in exps for s in args.seeds]
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -119,7 +148,9 @@ def _seed_table(name: str, recs) -> str:
             lo, hi = min(vals), max(vals)
             meas = f"{lo:.4g}" if lo == hi else f"{lo:.4g} .. {hi:.4g}"
         verdict = "PASS" if npass == len(recs) else "FAIL"
-        rows.append((v0.check.quantity, v0.check.expected(), meas, f"{verdict} {npass}/{len(recs)}"))
+        rows.append(
+            (v0.check.quantity, v0.check.expected(), meas, f"{verdict} {npass}/{len(recs)}")
+        )
     head = ("quantity", "expected", f"measured (seeds {_fmt_seeds(seeds)})", "verdict")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     fmt = lambda r: "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
@@ -138,7 +169,9 @@ def _fmt_seeds(seeds) -> str:
 def cmd_new(args) -> int:
     name = args.name
     if not NAME_RE.match(name):
-        raise ExperimentError(f"name: expected lower_snake_case (e.g. 'my_phenomenon'), got {name!r}")
+        raise ExperimentError(
+            f"name: expected lower_snake_case (e.g. 'my_phenomenon'), got {name!r}"
+        )
     template = args.root / "experiments" / "_template"
     dest = args.root / "experiments" / name
     if dest.exists():
@@ -156,18 +189,28 @@ def cmd_new(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, default=None, help="sandbox checkout (default: found from cwd)")
+    p.add_argument(
+        "--root", type=Path, default=None, help="sandbox checkout (default: found from cwd)"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     sub.add_parser("list", help="list experiments and their questions").set_defaults(func=cmd_list)
 
-    r = sub.add_parser("run", help="run experiments, write results.json and figure.png, print checks")
+    r = sub.add_parser(
+        "run", help="run experiments, write results.json and figure.png, print checks"
+    )
     r.add_argument("names", nargs="*", metavar="NAME")
     r.add_argument("--all", action="store_true", help="every experiment")
     r.add_argument("--full", action="store_true", help="paper-scale mode (default: quick)")
     r.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    r.add_argument("--out", type=Path, default=None, help="output folder (default: experiments/NAME/output)")
-    r.add_argument("--publish", action="store_true", help="copy a full run's figure and results beside the README")
+    r.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: experiments/NAME/output)"
+    )
+    r.add_argument(
+        "--publish",
+        action="store_true",
+        help="copy a full run's figure and results beside the README",
+    )
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check", help="run experiments over seeds and check their expectations")

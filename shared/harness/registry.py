@@ -88,14 +88,20 @@ class Experiment:
 
 
 def experiment_dirs(root: Path) -> list[Path]:
+    """Experiment folders under ``root/experiments``, sorted; the template is left out."""
     base = root / "experiments"
+    if not base.is_dir():
+        raise ExperimentError(f"{root}: no experiments/ folder here; is this the sandbox checkout?")
     return sorted(
-        p for p in base.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")) and p.name != "__pycache__"
+        p
+        for p in base.iterdir()
+        if p.is_dir() and not p.name.startswith(("_", ".")) and p.name != "__pycache__"
     )
 
 
 def load(path: Path) -> Experiment:
-    """Read one experiment folder; raise :class:`ExperimentError` on anything missing or malformed."""
+    """Read one experiment folder; raise :class:`ExperimentError` if anything is missing or
+    malformed."""
     from shared.harness.checks import parse_checks
 
     name = path.name
@@ -126,8 +132,9 @@ def discover(root: Path) -> list[Experiment]:
 
 
 def get(root: Path, name: str) -> Experiment:
+    """The experiment called ``name``; names are folder names, never paths."""
     path = root / "experiments" / name
-    if not path.is_dir() or name.startswith(("_", ".")):
+    if not NAME_RE.match(name) or not path.is_dir():
         known = ", ".join(p.name for p in experiment_dirs(root)) or "none"
         raise ExperimentError(f"unknown experiment {name!r}; known: {known}")
     return load(path)

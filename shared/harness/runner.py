@@ -42,6 +42,8 @@ def split_result(name: str, result) -> tuple[dict, dict]:
     for key, val in result.items():
         if not isinstance(key, str):
             raise ExperimentError(f"{name}: run() returned a non-string key {key!r}")
+        if isinstance(val, np.ndarray) and val.ndim == 0 and val.dtype.kind in "biuf":
+            val = val.item()  # a 0-d array is a number
         if isinstance(val, bool | np.bool_):
             scalars[key] = bool(val)
         elif isinstance(val, numbers.Real) and np.ndim(val) == 0:
@@ -73,11 +75,23 @@ def write_json_atomic(path: Path, payload: dict) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(_jsonable(payload), fh, indent=1)
             fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _reject_checked_series(exp: Experiment, series: dict, mode: str) -> None:
+    """A checked quantity must be a scalar: say so when run() returned it as an array."""
+    for c in exp.checks:
+        if mode in c.modes and c.quantity in series:
+            kind = type(series[c.quantity]).__name__
+            raise ExperimentError(
+                f"{exp.name}: expected.toml checks '{c.quantity}', but run() returned it as a "
+                f"{kind}, not a scalar; return one number (e.g. a float) to check"
+            )
 
 
 def run_experiment(
@@ -96,6 +110,7 @@ def run_experiment(
     result = module.run(quick=quick, seed=seed, progress=progress)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)
+    _reject_checked_series(exp, series, mode)
     verdicts = evaluate(exp.checks, scalars, mode=mode, name=exp.name)
     record = RunRecord(exp.name, mode, seed, scalars, series, runtime, verdicts)
     if out_dir is not None:

@@ -1,0 +1,236 @@
+"""gram_matrix: the infinite-width Gram matrix H_inf, its smallest eigenvalue lam0, and H(0).
+
+Du, Zhai, Poczos and Singh (ICLR 2019) rest their linear-convergence proof on
+one matrix, ``H_inf_ij = x_i.x_j (pi - arccos(x_i.x_j)) / (2 pi)`` (Sec. 3), and
+one number, ``lam0 = lambda_min(H_inf)``, which is positive when no two inputs
+are parallel (Thm 3.1). This experiment checks four facts about them:
+
+(a) the closed form equals the expectation it stands for, ``E_w[x_i.x_j
+1{w.x_i >= 0, w.x_j >= 0}]``: Monte Carlo estimates agree within their standard
+errors, and their error falls like ``draws^(-1/2)``; (b) ``lam0`` on the unit
+sphere grows with ``d`` and falls with ``n``; (c) duplicated points, and
+``d + 1`` antipodal pairs ``{x, -x}``, make ``H_inf`` singular while ``d`` pairs
+do not; (d) at random init the finite-width ``H(0)`` is within ``O(m^(-1/2))``
+of ``H_inf`` in spectral norm (Remark 3.1), which is why ``lambda_min(H(0)) >=
+3 lam0 / 4`` once ``m`` is large.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import data, fit, kernels
+from shared.plotting import subplots, width_colors
+
+QUICK = {
+    "mc_n": 30,
+    "mc_d": 10,
+    "draws": 2 ** np.arange(8, 17, 2),
+    "mc_repeats": 6,
+    "table_n": (20, 60, 180),
+    "table_d": (5, 10, 20, 40),
+    "table_draws": 9,
+    "deg_n": 40,
+    "deg_d": 10,
+    "dev_n": 30,
+    "dev_d": 10,
+    "widths": 2 ** np.arange(6, 14),
+    "dev_inits": 10,
+}
+FULL = {
+    "mc_n": 150,
+    "mc_d": 20,
+    "draws": 2 ** np.arange(8, 19, 2),
+    "mc_repeats": 4,
+    "table_n": (25, 60, 150, 400),
+    "table_d": (5, 10, 25, 50, 100),
+    "table_draws": 9,
+    "deg_n": 200,
+    "deg_d": 20,
+    "dev_n": 200,
+    "dev_d": 20,
+    "widths": 2 ** np.arange(6, 16),
+    "dev_inits": 10,
+}
+
+
+def monte_carlo(X: np.ndarray, draws: np.ndarray, repeats: int, *, rng) -> dict:
+    """RMS error of ``h_inf_monte_carlo`` per draw count, and z-scores at the largest count.
+
+    ``z_ij = |H_inf_ij - H_hat_ij| / stderr_ij`` over the upper triangle
+    (diagonal included), pooled over ``repeats`` independent estimates.
+    """
+    H = kernels.h_inf(X)  # (n, n)
+    iu = np.triu_indices(X.shape[0])
+    rms, z = [], []
+    for n_draws in draws:
+        errs = []
+        for _ in range(repeats):
+            H_hat, stderr = kernels.h_inf_monte_carlo(X, n_draws=int(n_draws), rng=rng)
+            diff = (H_hat - H)[iu]  # (n (n + 1) / 2,)
+            errs.append(np.sqrt(np.mean(diff**2)))
+            if n_draws == draws[-1]:
+                z.append(np.abs(diff) / stderr[iu])
+        rms.append(np.mean(errs))
+    rms = np.asarray(rms)
+    z = np.concatenate(z)
+    exponent, exponent_se = fit.power_law(draws.astype(float), rms)
+    return {
+        "mc_max_z": float(z.max()),
+        "mc_frac_beyond_3se": float(np.mean(z > 3.0)),
+        "mc_error_exponent": exponent,
+        "mc_error_exponent_se": exponent_se,
+        "mc_draws": draws,
+        "mc_rms_error": rms,
+        "mc_z": z,
+    }
+
+
+def lam0_table(ns, ds, n_draws: int, *, rng) -> np.ndarray:
+    """Median of ``lam0`` over ``n_draws`` unit-sphere data sets per cell: ``(len(ns), len(ds))``."""
+    table = np.empty((len(ns), len(ds)))
+    for i, n in enumerate(ns):
+        for j, d in enumerate(ds):
+            lams = [kernels.lambda_min(kernels.h_inf(data.unit_sphere(n, d, rng=rng)))
+                    for _ in range(n_draws)]
+            table[i, j] = np.median(lams)
+    return table
+
+
+def degenerate(n: int, d: int, *, rng) -> dict:
+    """Spectra of ``H_inf`` for random, duplicated and antipodal inputs (``n`` points in ``R^d``)."""
+    cases = {
+        "random": data.unit_sphere(n, d, rng=rng),
+        "duplicate": data.duplicate_inputs(n, d, n_copies=1, rng=rng),
+        "antipodal_d": data.antipodal_inputs(n, d, n_pairs=d, rng=rng),
+        "antipodal_d1": data.antipodal_inputs(n, d, n_pairs=d + 1, rng=rng),
+    }
+    out = {}
+    for name, X in cases.items():
+        lam = np.linalg.eigvalsh(kernels.h_inf(X))  # (n,) ascending
+        # |lambda_min| / lambda_max: rounding can leave a singular H_inf at -1e-17
+        out[f"lam0_rel_{name}"] = float(abs(lam[0]) / lam[-1])
+        out[f"spectrum_{name}"] = lam
+    return out
+
+
+def init_deviation(X: np.ndarray, widths: np.ndarray, n_inits: int, *, rng) -> dict:
+    """Mean over inits of ``||H(0) - H_inf||_2`` at each width, and its fitted exponent in ``m``."""
+    H = kernels.h_inf(X)
+    d = X.shape[1]
+    dev = np.array([
+        np.mean([np.linalg.norm(kernels.gram_h(X, rng.standard_normal((m, d))) - H, 2)
+                 for _ in range(n_inits)])
+        for m in widths
+    ])
+    exponent, exponent_se = fit.power_law(widths.astype(float), dev)
+    lam0 = kernels.lambda_min(H)
+    return {
+        "dev_exponent": exponent,
+        "dev_exponent_se": exponent_se,
+        "dev_lam0": lam0,
+        # width above which ||H(0) - H_inf||_2 <= lam0 / 4 on the fitted line
+        "dev_width_quarter_lam0": float(
+            np.exp(np.log(dev[-1] / (lam0 / 4.0)) / -exponent) * widths[-1]
+        ),
+        "dev_widths": widths,
+        "dev_norm": dev,
+    }
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """Return scalars (checked in expected.toml) and series (for the figure)."""
+    cfg = QUICK if quick else FULL
+    rng_mc, rng_tab, rng_deg, rng_dev = np.random.default_rng(seed).spawn(4)
+    say = progress or (lambda i, total, label="": None)
+
+    say(0, 4, "Monte Carlo vs closed form")
+    X = data.unit_sphere(cfg["mc_n"], cfg["mc_d"], rng=rng_mc)
+    out = monte_carlo(X, cfg["draws"], cfg["mc_repeats"], rng=rng_mc)
+
+    say(1, 4, "lam0 table")
+    ns, ds = cfg["table_n"], cfg["table_d"]
+    table = lam0_table(ns, ds, cfg["table_draws"], rng=rng_tab)
+    out |= {
+        # smallest relative step along each axis: positive iff the ordering holds everywhere
+        "lam0_margin_d": float(np.min(np.diff(table, axis=1) / table[:, 1:])),
+        "lam0_margin_n": float(np.min(-np.diff(table, axis=0) / table[:-1])),
+        "lam0_table": table,
+        "table_n": np.asarray(ns),
+        "table_d": np.asarray(ds),
+    }
+
+    say(2, 4, "degenerate inputs")
+    out |= degenerate(cfg["deg_n"], cfg["deg_d"], rng=rng_deg)
+
+    say(3, 4, "||H(0) - H_inf|| vs width")
+    X = data.unit_sphere(cfg["dev_n"], cfg["dev_d"], rng=rng_dev)
+    out |= init_deviation(X, cfg["widths"], cfg["dev_inits"], rng=rng_dev)
+    say(4, 4, "done")
+    return out
+
+
+def plot(result: dict):
+    fig, axes = subplots(2, 3, width=3.6, height=3.0)
+    ax = axes[0, 0]
+    z = np.asarray(result["mc_z"])
+    ax.hist(z, bins=40, density=True, alpha=0.6, label="|H_inf - H_hat| / s.e.")
+    t = np.linspace(0, max(4.5, z.max()), 200)
+    ax.plot(t, 2 * np.exp(-(t**2) / 2) / np.sqrt(2 * np.pi), "k--", label="half-normal")
+    ax.axvline(3.0, color="grey", lw=0.8)
+    ax.set(xlabel="z-score", ylabel="density",
+           title=f"(a) MC vs closed form: max z = {result['mc_max_z']:.2f}")
+    ax.legend()
+
+    ax = axes[0, 1]
+    draws = np.asarray(result["mc_draws"], dtype=float)
+    err = np.asarray(result["mc_rms_error"])
+    ax.loglog(draws, err, "o-", label=f"measured, slope {result['mc_error_exponent']:.3f}")
+    ax.loglog(draws, err[0] * np.sqrt(draws[0] / draws), "k--", label="draws$^{-1/2}$")
+    ax.set(xlabel="Monte Carlo draws", ylabel="RMS error of $\\hat H$", title="(a) MC error")
+    ax.legend()
+
+    ax = axes[0, 2]
+    table = np.asarray(result["lam0_table"])
+    ds = np.asarray(result["table_d"])
+    for row, n, c in zip(table, result["table_n"], width_colors(len(table)), strict=True):
+        ax.semilogy(ds, row, "o-", color=c, label=f"n = {n}")
+    ax.set(xlabel="input dimension d", ylabel=r"$\lambda_0$ (median of draws)",
+           title=r"(b) $\lambda_0$ on the unit sphere", xscale="log")
+    ax.legend()
+
+    ax = axes[1, 0]
+    labels = {"random": "random", "antipodal_d": "d antipodal pairs",
+              "antipodal_d1": "d+1 antipodal pairs", "duplicate": "one duplicate"}
+    for name, lab in labels.items():
+        lam = np.asarray(result[f"spectrum_{name}"])[:12]  # the smallest eigenvalues
+        ax.semilogy(np.arange(1, lam.size + 1), np.maximum(np.abs(lam), 1e-18), ".-", label=lab)
+    ax.set(xlabel="eigenvalue index i (ascending)", ylabel=r"$|\lambda_i(H_\infty)|$",
+           title="(c) smallest eigenvalues of $H_\\infty$")
+    ax.legend()
+
+    ax = axes[1, 1]
+    vals = [max(result[f"lam0_rel_{k}"], 1e-18) for k in labels]
+    ax.bar(range(len(vals)), vals, color=["C0", "C1", "C2", "C3"])
+    ax.axhline(1e-10, color="k", ls="--", lw=0.8, label="1e-10")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(vals)), ["random", "d pairs", "d+1 pairs", "dup."])
+    ax.set(ylabel=r"$|\lambda_0| / \lambda_{max}$", title="(c) relative $\\lambda_0$")
+    ax.legend()
+
+    ax = axes[1, 2]
+    m = np.asarray(result["dev_widths"], dtype=float)
+    dev = np.asarray(result["dev_norm"])
+    ax.loglog(m, dev, "o-", label=f"measured, slope {result['dev_exponent']:.3f}")
+    ax.loglog(m, dev[0] * np.sqrt(m[0] / m), "k--", label="$m^{-1/2}$")
+    ax.axhline(result["dev_lam0"], color="C3", lw=0.8, label=r"$\lambda_0$")
+    ax.set(xlabel="width m", ylabel=r"$\|H(0) - H_\infty\|_2$ (mean of inits)",
+           title="(d) H(0) at init")
+    ax.legend(loc="lower left")
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))

@@ -1,0 +1,118 @@
+"""Every experiment folder is complete: the files, the README sections, the figure, reasons.
+
+These are the parts of the experiment convention (``experiments/README.md``)
+that a reader relies on and a quick-mode run cannot see. Each experiment gets
+one test that lists everything missing at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from shared.harness.registry import REQUIRED_FILES, ExperimentError, experiment_dirs, load
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "experiments" / "_template"
+DIRS = experiment_dirs(ROOT)
+
+# The template README's placeholders ("<One line, ...>"): a finished README has none left.
+PLACEHOLDERS = [
+    p for p in re.findall(r"<([^<>\n]+)>", (TEMPLATE / "README.md").read_text()) if " " in p
+]
+FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(\s*(?:\./)?figure\.png\s*\)")
+
+
+def _has_section(text: str, word: str) -> bool:
+    """A heading or a bold lead-in naming ``word`` (``## The question``, ``**Claim.**``)."""
+    heading = rf"^\s*#{{1,6}}[^\n]*\b{word}"
+    bold = rf"\*\*[^*\n]*\b{word}[^*\n]*\*\*"
+    return (
+        re.search(heading, text, re.I | re.M) is not None or re.search(bold, text, re.I) is not None
+    )
+
+
+def problems(folder: Path) -> list[str]:
+    """Everything that keeps ``folder`` from being a complete experiment."""
+    found = [f"missing {f}" for f in REQUIRED_FILES if not (folder / f).is_file()]
+    if found:
+        return found
+    try:
+        exp = load(folder)
+    except ExperimentError as err:
+        return [f"expected.toml does not load: {err}"]
+    readme = (folder / "README.md").read_text()
+    if not _has_section(readme, "question"):
+        found.append("README has no question section (a heading or **Question.**)")
+    if not _has_section(readme, "claim"):
+        found.append("README has no claim section (a heading or **Claim.**)")
+    if not FIGURE_LINK.search(readme):
+        found.append("README does not show the figure: ![...](figure.png)")
+    if not (folder / "figure.png").is_file():
+        found.append("figure.png is missing: run `sandbox run NAME --full --publish`")
+    found += [
+        f"README still has the template placeholder <{p}>" for p in PLACEHOLDERS if p in readme
+    ]
+    for f in REQUIRED_FILES:
+        if "TEMPLATE_NAME" in (folder / f).read_text():
+            found.append(f"{f} still says TEMPLATE_NAME")
+    for c in exp.checks:
+        if not c.reason.strip() or c.reason.lstrip().startswith("<"):
+            found.append(f"the check of '{c.quantity}' has no reason")
+        if f"`{c.quantity}`" not in readme and c.quantity not in readme:
+            found.append(f"README's table of checks does not mention '{c.quantity}'")
+    found += _published_run_problems(folder)
+    return found
+
+
+def _published_run_problems(folder: Path) -> list[str]:
+    """The published full run (``--full --publish``) exists and passed its own checks."""
+    path = folder / "results_full.json"
+    if not path.is_file():
+        return ["results_full.json is missing: run `sandbox run NAME --full --publish`"]
+    res = json.loads(path.read_text())
+    if res.get("mode") != "full":
+        return [f"results_full.json is from a {res.get('mode')!r} run, not a full one"]
+    failed = [c["quantity"] for c in res.get("checks", []) if not c.get("passed")]
+    if failed or not res.get("passed"):
+        return [f"the published full run failed its checks: {', '.join(failed) or '?'}"]
+    return []
+
+
+def test_there_are_experiments():
+    assert DIRS, "experiments/ holds no experiment besides the template"
+
+
+@pytest.mark.parametrize("folder", DIRS, ids=[d.name for d in DIRS])
+def test_experiment_is_complete(folder):
+    found = problems(folder)
+    assert not found, f"experiments/{folder.name}:\n  - " + "\n  - ".join(found)
+
+
+def test_the_template_is_a_valid_experiment():
+    """``sandbox new`` copies it, so it must load (its name aside) with reasons on every check."""
+    spec = tomllib.loads((TEMPLATE / "expected.toml").read_text())
+    assert {"title", "question", "claim"} <= set(spec["experiment"])
+    assert spec["check"] and all(len(c["reason"]) > 20 for c in spec["check"])
+    assert PLACEHOLDERS, "the template README lost its <placeholders>; update this test"
+    assert FIGURE_LINK.search((TEMPLATE / "README.md").read_text())
+
+
+def test_completeness_catches_what_is_missing(tmp_path):
+    """The checker itself: a scaffold straight from the template is not complete."""
+    folder = tmp_path / "scaffold"
+    folder.mkdir()
+    for f in REQUIRED_FILES:
+        (folder / f).write_text((TEMPLATE / f).read_text().replace("TEMPLATE_NAME", "scaffold"))
+    found = "\n".join(problems(folder))
+    assert "figure.png is missing" in found
+    assert "template placeholder" in found
+    assert "results_full.json is missing" in found
+    (folder / "README.md").write_text("# scaffold\n")
+    found = "\n".join(problems(folder))
+    assert "no question section" in found and "no claim section" in found
+    assert "does not show the figure" in found

@@ -1,0 +1,307 @@
+"""Tests for shared.sweep: a local process pool and a real Dask cluster on loopback.
+
+Every Dask test talks to a ``distributed.LocalCluster`` with two worker
+processes started by the test; nothing is mocked. Tasks are tiny (n = 20).
+"""
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("distributed") is None:  # a dev dependency: fail loudly, never skip
+    raise ImportError("tests/test_sweep.py needs dask[distributed]; install the 'cluster' extra")
+
+from shared.sweep import figure1_task, main, read_table, run_sweep, task_rng
+
+TINY = {"m": [16, 256], "n": [20], "d": [10], "steps": [30]}
+
+
+def marker_task(config, rng):
+    """Leaves one marker file per call (re-runs are countable), then returns its first draw.
+
+    Raises when the file ``fail-<x>`` exists in the marker folder; kills its own
+    worker process when it is the first to find the file ``die`` there.
+    """
+    folder = Path(config["markers"])
+    draw = int(rng.integers(2**62))
+    (folder / f"{config['x']}-{draw}-{os.getpid()}-{uuid.uuid4().hex}").touch()
+    with contextlib.suppress(FileNotFoundError):  # one task only: the unlink is atomic
+        (folder / "die").unlink()
+        (folder / f"died-{config['x']}-{draw}").touch()
+        os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies mid-task
+    time.sleep(config["sleep"])
+    if (folder / f"fail-{config['x']}").exists():
+        raise RuntimeError(f"x={config['x']} told to fail")
+    return {"draw": draw}
+
+
+def calls(markers: Path, row: dict) -> int:
+    """How many times the task of ``row`` started."""
+    return len(list(markers.glob(f"{row['x']}-{row['draw']}-*")))
+
+
+def key(row: dict) -> tuple:
+    return tuple(sorted((k, v) for k, v in row.items() if k not in ("runtime_s",)))
+
+
+def task_ids(rows) -> list[tuple]:
+    return [(r.get("x", r.get("m")), r["seed"]) for r in rows]
+
+
+def marker_grid(folder: Path, xs, sleep=0.0) -> dict:
+    folder.mkdir(exist_ok=True)
+    return {"x": list(xs), "markers": [str(folder)], "sleep": [sleep]}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # imported here, not at the top: pool workers import this module to unpickle marker_task
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    ) as c:
+        yield c
+
+
+def test_task_stream_depends_only_on_root_config_seed():
+    def draws(config, seed, root_seed=0):
+        return task_rng(config, seed, root_seed=root_seed).random(4)
+
+    base = draws({"m": 16, "n": 20}, 3)
+    np.testing.assert_array_equal(base, draws({"n": 20, "m": 16}, 3))  # key order is irrelevant
+    for other in (
+        draws({"m": 16, "n": 20}, 4),
+        draws({"m": 32, "n": 20}, 3),
+        draws({"m": 16, "n": 20}, 3, root_seed=1),
+    ):
+        assert not np.any(base == other)
+
+
+@pytest.mark.parametrize(
+    ("grid", "seeds", "kwargs", "match"),
+    [
+        ([16], [0], {}, "grid: expected a dict"),
+        ({"m": []}, [0], {}, r"grid\['m'\]: expected a non-empty list"),
+        ({"seed": [1]}, [0], {}, "grid: expected names that are not one of"),
+        ({"m": [[1, 2]]}, [0], {}, r"grid\['m'\]: expected str, int"),
+        ({"m": [1.0, float("nan")]}, [0], {}, r"grid\['m'\]: expected str, int, finite float"),
+        ({"m": [16, 16]}, [0], {}, r"grid\['m'\]: expected distinct values"),
+        ({"m": [16]}, [], {}, "seeds: expected a non-empty list"),
+        ({"m": [16]}, [0, 0], {}, "seeds: expected distinct seeds"),
+        ({"m": [16]}, [-1], {}, "seeds: expected >= 0"),
+        ({"m": [16]}, [0], {"workers": 0}, "workers: expected > 0"),
+        ({"m": [16]}, [0], {"root_seed": -1}, "root_seed: expected >= 0"),
+    ],
+)
+def test_bad_arguments_name_themselves(tmp_path, grid, seeds, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_sweep(figure1_task, grid, seeds, tmp_path / "t.jsonl", progress=False, **kwargs)
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_dask_matches_process_pool(cluster, tmp_path):
+    seeds = [0, 1, 2]
+    local = run_sweep(figure1_task, TINY, seeds, tmp_path / "a.jsonl", workers=2, progress=False)
+    dask = run_sweep(
+        figure1_task,
+        TINY,
+        seeds,
+        tmp_path / "b.jsonl",
+        scheduler=cluster.scheduler_address,
+        progress=False,
+    )
+    assert [r["status"] for r in local + dask] == ["ok"] * 12
+    assert task_ids(local) == task_ids(dask) == [(m, s) for m in (16, 256) for s in seeds]
+    assert sorted(map(key, local)) == sorted(map(key, dask))  # every metric bit for bit
+    # the tables hold what was returned, in completion order
+    assert sorted(map(key, read_table(tmp_path / "b.jsonl"))) == sorted(map(key, dask))
+    # a task run alone with task_rng gives the row's numbers
+    config = {"m": 256, "n": 20, "d": 10, "steps": 30}
+    alone = figure1_task(config, task_rng(config, 2))
+    assert alone == {k: dask[-1][k] for k in alone}
+
+
+def test_resume_after_killed_driver(cluster, tmp_path):
+    markers, out = tmp_path / "markers", tmp_path / "t.jsonl"
+    grid, seeds = marker_grid(markers, range(6), sleep=0.15), [0, 1]
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_sweep import marker_task\nfrom shared.sweep import run_sweep\n"
+        f"run_sweep(marker_task, {grid!r}, {seeds!r}, {str(out)!r}, workers=1, progress=False)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(read_table(out)) < 3 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and its pool, as in a crash
+    driver.wait()
+    finished = read_table(out)
+    assert 3 <= len(finished) < 12
+
+    rows = run_sweep(
+        marker_task, grid, seeds, out, scheduler=cluster.scheduler_address, progress=False
+    )
+
+    table = read_table(out)
+    assert [r["status"] for r in rows] == ["ok"] * 12
+    assert sorted(task_ids(table)) == sorted(task_ids(rows))  # complete, no duplicates
+    assert table[: len(finished)] == finished  # finished rows kept as written
+    assert all(calls(markers, r) == 1 for r in finished)  # and not run again
+    reruns = [r for r in rows if calls(markers, r) > 1]
+    assert len(reruns) <= 1  # only the task in flight on the one local worker
+    assert not {(r["x"], r["seed"]) for r in reruns} & set(task_ids(finished))
+
+
+def test_grown_grid_runs_only_new_tasks(cluster, tmp_path):
+    markers, out = tmp_path / "markers", tmp_path / "t.jsonl"
+    address = cluster.scheduler_address
+    half = run_sweep(
+        marker_task, marker_grid(markers, [0, 1]), [0], out, scheduler=address, progress=False
+    )
+    full = run_sweep(
+        marker_task, marker_grid(markers, [0, 1, 2]), [0, 1], out, scheduler=address, progress=False
+    )
+    assert [r for r in full if (r["x"], r["seed"]) in task_ids(half)] == half
+    assert all(calls(markers, r) == 1 for r in full)
+    assert len(list(markers.iterdir())) == 6
+    assert sorted(task_ids(read_table(out))) == sorted(task_ids(full))
+
+
+def test_torn_last_line_is_ignored_and_rewritten(cluster, tmp_path):
+    markers, out = tmp_path / "markers", tmp_path / "t.jsonl"
+    address = cluster.scheduler_address
+    run_sweep(
+        marker_task, marker_grid(markers, [0, 1]), [0, 1], out, scheduler=address, progress=False
+    )
+    with open(out, "ab") as f:
+        f.write(b'{"x": 1, "markers": "/tm')  # a crash in the middle of an append
+    torn = out.read_bytes()
+    assert len(read_table(out)) == 4
+    assert out.read_bytes() == torn  # reading does not repair
+
+    rows = run_sweep(
+        marker_task, marker_grid(markers, [0, 1]), [0, 1, 2], out, scheduler=address, progress=False
+    )
+
+    text = out.read_text()
+    assert text.endswith("\n")
+    assert [json.loads(line) for line in text.splitlines()] == read_table(out)
+    assert sorted(task_ids(read_table(out))) == sorted(task_ids(rows))
+    assert len(rows) == 6 and len(list(markers.iterdir())) == 6
+
+
+def test_bad_line_inside_the_table_is_an_error(tmp_path):
+    out = tmp_path / "t.jsonl"
+    out.write_text('{"x": 0, "seed": 0}\n{"x": 1, "se\n{"x": 2, "seed": 0}\n')
+    with pytest.raises(ValueError, match=r"out: line 2 of .* is not a JSON object"):
+        read_table(out)
+
+
+@pytest.mark.parametrize("backend", ["local", "dask"])
+def test_failing_task_is_recorded_and_retried(cluster, tmp_path, backend):
+    markers, out = tmp_path / "markers", tmp_path / "t.jsonl"
+    grid, seeds = marker_grid(markers, [0, 1, 2]), [0, 1]
+    where = {"workers": 2} if backend == "local" else {"scheduler": cluster.scheduler_address}
+    (markers / "fail-1").touch()
+    first = run_sweep(marker_task, grid, seeds, out, progress=False, **where)
+    assert [r["status"] for r in first] == ["ok", "ok", "error", "error", "ok", "ok"]
+    assert all("RuntimeError: x=1 told to fail" in r["error"] for r in first[2:4])
+    assert all(r["error"] is None and isinstance(r["draw"], int) for r in first[:2] + first[4:])
+
+    (markers / "fail-1").unlink()
+    second = run_sweep(marker_task, grid, seeds, out, progress=False, **where)
+    assert [r["status"] for r in second] == ["ok"] * 6
+    assert [r for i, r in enumerate(second) if i not in (2, 3)] == first[:2] + first[4:]
+    assert sorted(task_ids(read_table(out))) == sorted(task_ids(second))  # error rows replaced
+    assert [calls(markers, r) for r in second] == [1, 1, 2, 2, 1, 1]  # only the failed re-ran
+
+
+def test_killed_worker_loses_no_results(cluster, tmp_path):
+    markers, out = tmp_path / "markers", tmp_path / "t.jsonl"
+    grid, seeds = marker_grid(markers, range(8), sleep=0.2), [0, 1]
+    seen = {}
+
+    def order_a_death_after_three_rows():
+        while len(read_table(out)) < 3:
+            time.sleep(0.01)
+        seen["before"] = out.read_bytes()
+        (markers / "die").touch()
+
+    killer = threading.Thread(target=order_a_death_after_three_rows, daemon=True)
+    killer.start()
+    rows = run_sweep(
+        marker_task, grid, seeds, out, scheduler=cluster.scheduler_address, progress=False
+    )
+    killer.join(timeout=5)
+
+    assert not (markers / "die").exists()  # one worker took the order and died mid-task
+    assert out.read_bytes().startswith(seen["before"])  # finished rows untouched
+    assert [r["status"] for r in rows] == ["ok"] * 16
+    assert sorted(task_ids(read_table(out))) == sorted(task_ids(rows))  # complete, no duplicates
+    (tmp_path / "before.jsonl").write_bytes(seen["before"])
+    assert all(calls(markers, r) == 1 for r in read_table(tmp_path / "before.jsonl"))
+    [lost] = [r for r in rows if list(markers.glob(f"died-{r['x']}-{r['draw']}"))]
+    pids = {p.name.split("-")[2] for p in markers.glob(f"{lost['x']}-{lost['draw']}-*")}
+    assert len(pids) >= 2  # rescheduled by Dask onto another worker process
+
+
+def test_second_driver_on_the_same_table_is_refused(tmp_path):
+    out = tmp_path / "t.jsonl"
+    with open(out, "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="out: another sweep is writing"):
+            run_sweep(figure1_task, TINY, [0], out, progress=False)
+
+
+def test_table_from_another_root_seed_is_refused(tmp_path):
+    out = tmp_path / "t.jsonl"
+    out.write_text(json.dumps({"x": 0, "seed": 0, "root_seed": 0, "status": "ok"}) + "\n")
+    with pytest.raises(ValueError, match=r"root_seed: .* root_seed=0, got 1"):
+        run_sweep(marker_task, {"x": [0]}, [0], out, root_seed=1, progress=False)
+
+
+def test_figure1_cli(cluster, tmp_path, capsys):
+    out = tmp_path / "fig1.jsonl"
+    args = ["figure1", "--widths", "16,256", "--seeds", "0-2", "--n", "20", "--d", "10"]
+    args += ["--steps", "30", "--out", str(out), "--scheduler", cluster.scheduler_address]
+    assert main(args) == 0
+    rows = read_table(out)
+    assert list(rows[0]) == [
+        "m",
+        "n",
+        "d",
+        "steps",
+        "seed",
+        "root_seed",
+        "lam0",
+        "eta",
+        "loss_ratio",
+        "log_rate",
+        "move_max",
+        "move_rms",
+        "flip_fraction",
+        "runtime_s",
+        "status",
+        "error",
+    ]
+    for r in rows:
+        assert 0 < r["lam0"] < 1 / r["eta"]  # lam0 <= lambda_max(H_inf) = 1 / eta
+        assert r["loss_ratio"] < 1 and r["log_rate"] < 0
+    rms = {m: np.mean([r["move_rms"] for r in rows if r["m"] == m]) for m in (16, 256)}
+    assert rms[256] < rms[16]  # RMS move from init shrinks with width (~ m^(-1/2))
+    captured = capsys.readouterr()
+    assert "sweep: 6/6 done (0 from the table), 0 failed" in captured.err
+    assert captured.out.splitlines()[0].split()[:2] == ["m", "seeds"]
