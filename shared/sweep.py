@@ -330,19 +330,22 @@ def _run_dask(task_fn, tasks, root_seed: int, scheduler: str, workers: int | Non
         if workers:
             client.wait_for_workers(workers)
         name = getattr(task_fn, "__name__", "task")
-        futures = {
+        pending = {
             client.submit(
                 _execute, task_fn, c, s, root_seed, key=f"{name}-{uuid.uuid4().hex}", pure=False
             ): (c, s)
             for c, s in tasks
         }
+        done = dask_completed(
+            list(pending), loop=client.loop, with_results=True, raise_errors=False
+        )  # gathers each result as soon as its task ends
         try:
-            # results are gathered as soon as each task ends: a worker lost later loses nothing
-            done = dask_completed(futures, loop=client.loop, with_results=True, raise_errors=False)
             for fut, res in done:
-                yield futures[fut], res if isinstance(res, dict) else _failure(res)
+                task = pending.pop(fut)
+                fut.release()  # the scheduler forgets it: a worker lost later is not re-run for it
+                yield task, res if isinstance(res, dict) else _failure(res)
         finally:
-            client.cancel(list(futures))
+            client.cancel(list(pending))
 
 
 class _Progress:

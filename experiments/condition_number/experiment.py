@@ -273,6 +273,8 @@ def bridge(cfg: dict, rng: np.random.Generator) -> dict:
 
     slope_lin, slope_relu = fit.log_rate(lin.f), fit.log_rate(relu.f)
     pred_inf = spectral_loss(H_inf)
+    # the kernel the ReLU net ends with: its lambda_min sets the late slope
+    lam_min_final = kernels.lambda_min(kernels.gram_h(X, relu.x.reshape(W0.shape)))
     return {
         "net_kappa_inf": float(lam_inf[-1] / lam_inf[0]),
         "net_rho_pred_inf": rho_inf,
@@ -281,6 +283,10 @@ def bridge(cfg: dict, rng: np.random.Generator) -> dict:
         "relu_rho": float(np.exp(slope_relu / 2.0)),
         "lin_lograte_ratio_h0": slope_lin / (2.0 * np.log(rho_h0)),
         "relu_lograte_ratio_inf": slope_relu / (2.0 * np.log(rho_inf)),
+        "relu_lograte_ratio_final": slope_relu / (2.0 * np.log(1.0 - eta * lam_min_final)),
+        "net_lam0": float(lam_inf[0]),
+        "net_lam_min_h0": float(lam_h0[0]),
+        "net_lam_min_final": lam_min_final,
         "lin_slope_ratio_spectral_h0": slope_lin / fit.log_rate(spectral_loss(H0)),
         "relu_slope_ratio_spectral_inf": slope_relu / fit.log_rate(pred_inf),
         "lin_loss_ratio": lin.f / lin.f[0],

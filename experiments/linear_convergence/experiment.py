@@ -136,8 +136,8 @@ def plot(result: dict):
     ax_b.set_title("(b) pattern changes")
     ax_c.set(xlabel="step k", ylabel=r"$\max_r \|w_r(k) - w_r(0)\|$")
     ax_c.set_title("(c) distance from init")
-    ax_a.legend(loc="lower left")
-    ax_b.legend(loc="upper left")
+    ax_a.legend(loc="upper right", fontsize=7)
+    ax_b.legend(loc="center right", fontsize=7)
     fig.suptitle(
         f"Du et al. Figure 1: n = {result['n']}, d = {result['d']}, "
         f"eta = {result['eta']:.3g}, lam0 = {result['lam0']:.3g}"

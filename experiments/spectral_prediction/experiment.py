@@ -1,0 +1,195 @@
+"""spectral_prediction: the eigen-decomposition of H_inf predicts the whole GD residual curve.
+
+Arora, Du, Hu, Li, Wang (ICML 2019, arXiv 1901.08584) sharpen the linear-rate
+bound of Du et al. into a prediction of the whole trajectory: with
+``H_inf = sum_i lambda_i v_i v_i^T`` and ``u(0) = 0``,
+``||y - u(k)|| ~= sqrt(sum_i (1 - eta lambda_i)^(2k) (v_i . y)^2)`` (their Sec. 4,
+Theorem 4.1). Labels whose energy sits on the top eigenvectors are learned fast;
+random labels spread over the whole spectrum and are learned slowly. The distance
+travelled by the weights tends to ``sqrt(y^T H_inf^-1 y)`` (their Sec. 5).
+
+(a) With the antisymmetric init (``u(0) = 0`` exactly) the measured residual curve
+is compared with the prediction at several widths; the worst gap over the run,
+relative to ``||y||``, is fitted as a power of ``m``. (b) On the same inputs,
+structured labels ``sign(x_1)`` (``data.two_clusters``) and random +-1 labels are
+compared: the fraction of ``||y||^2`` on the top ``d + 1`` eigenvectors of
+``H_inf``, the loss after ``K`` steps, and ``||W(k) - W(0)||_F`` at convergence
+against ``sqrt(y^T H_inf^-1 y)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import data, fit, kernels, net
+from shared.plotting import subplots, width_colors
+
+QUICK = {
+    "n": 40,
+    "d": 8,
+    "margin": 0.1,
+    "widths": (100, 400, 1600, 6400),
+    "steps_curve": 200,
+    "steps_converge": 1500,
+}
+FULL = {
+    "n": 150,
+    "d": 20,
+    "margin": 0.1,
+    "widths": (250, 1000, 4000, 16000),
+    "steps_curve": 400,
+    "steps_converge": 4000,
+}
+LABELS = ("structured", "random")
+
+
+def top_fraction(V: np.ndarray, y: np.ndarray, k: int) -> float:
+    """Fraction of ``||y||^2`` on the last ``k`` columns of ``V (n, n)`` (top eigenvectors)."""
+    proj = V[:, -k:].T @ y  # (k,)
+    return float(proj @ proj / (y @ y))
+
+
+def curve_error(loss: np.ndarray, predicted: np.ndarray, y: np.ndarray) -> float:
+    """``max_k | ||y - u(k)|| - predicted(k) | / ||y||`` over the steps both curves cover."""
+    k = min(len(loss), len(predicted))
+    measured = np.sqrt(2.0 * loss[:k])  # L = 1/2 ||u - y||^2
+    return float(np.max(np.abs(measured - predicted[:k])) / np.linalg.norm(y))
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """Return scalars (checked in expected.toml) and series (for the figure)."""
+    cfg = QUICK if quick else FULL
+    rng = np.random.default_rng(seed)
+    n, d, widths = cfg["n"], cfg["d"], cfg["widths"]
+    steps_curve, steps_converge = cfg["steps_curve"], cfg["steps_converge"]
+    X, y_struct = data.two_clusters(n, d, margin=cfg["margin"], rng=rng)  # (n, d), (n,)
+    y_rand = rng.choice([-1.0, 1.0], size=n)  # (n,), same X, labels independent of X
+    ys = {"structured": y_struct, "random": y_rand}
+
+    H = kernels.h_inf(X)  # (n, n)
+    lam, V = kernels.spectrum(H)  # (n,) ascending, (n, n)
+    eta = 1.0 / lam[-1]
+    predicted = {
+        key: kernels.predicted_residuals(H, y, eta=eta, steps=steps_converge)
+        for key, y in ys.items()
+    }  # each (steps_converge + 1,)
+
+    # (a) residual curve vs prediction at each width; the widest also runs to convergence
+    err = {key: np.empty(len(widths)) for key in LABELS}
+    widest = {}
+    for i, m in enumerate(widths):
+        steps = steps_converge if i == len(widths) - 1 else steps_curve
+        W0, a0 = net.init_net(d, m, rng=rng, antisymmetric=True)  # u(0) = 0 exactly
+        for j, key in enumerate(LABELS):
+            if progress is not None:
+                progress(2 * i + j, 2 * len(widths), f"m = {m}, {key} labels")
+            res = net.train(X, ys[key], W0, a0, eta=eta, steps=steps, record_every=10)
+            err[key][i] = curve_error(res.loss[: steps_curve + 1], predicted[key], ys[key])
+            if i == len(widths) - 1:
+                widest[key] = res
+
+    out = {"eta": eta, "lam0": lam[0], "lam_max": lam[-1], "width_widest": widths[-1]}
+    m_arr = np.asarray(widths, dtype=float)
+    for key in LABELS:
+        p, se = fit.power_law(m_arr, err[key])
+        out[f"curve_error_exponent_{key}"] = p
+        out[f"curve_error_exponent_se_{key}"] = se
+        out[f"curve_error_widest_{key}"] = err[key][-1]
+
+    # (b) structured vs random labels at the widest width
+    k_top = d + 1
+    for key in LABELS:
+        y, res = ys[key], widest[key]
+        out[f"top_fraction_{key}"] = top_fraction(V, y, k_top)
+        out[f"loss_ratio_K_{key}"] = res.loss[steps_curve] / res.loss[0]
+        out[f"final_loss_ratio_{key}"] = res.loss[-1] / res.loss[0]
+        out[f"distance_{key}"] = res.move_fro[-1]
+        out[f"predicted_distance_{key}"] = np.sqrt(kernels.rkhs_norm_sq(H, y))
+        out[f"distance_ratio_{key}"] = res.move_fro[-1] / out[f"predicted_distance_{key}"]
+    out["k_top"] = k_top
+    out["K"] = steps_curve
+    out["top_fraction_ratio"] = out["top_fraction_structured"] / out["top_fraction_random"]
+    out["speed_ratio"] = out["loss_ratio_K_random"] / out["loss_ratio_K_structured"]
+    out["distance_random_over_structured"] = out["distance_random"] / out["distance_structured"]
+
+    # series for the figure
+    out["widths"] = np.asarray(widths)
+    for key in LABELS:
+        y, res = ys[key], widest[key]
+        out[f"curve_error_{key}"] = err[key]
+        out[f"residual_{key}"] = np.sqrt(2.0 * res.loss) / np.linalg.norm(y)
+        out[f"predicted_residual_{key}"] = predicted[key] / np.linalg.norm(y)
+        out[f"energy_{key}"] = ((V.T @ y) ** 2 / (y @ y))[::-1]  # top eigenvector first
+        out[f"move_steps_{key}"] = res.recorded_steps
+        out[f"move_fro_{key}"] = res.move_fro
+    out["spectrum"] = lam[::-1]
+    return out
+
+
+def plot(result: dict):
+    fig, axes = subplots(2, 2, width=4.3, height=3.2)
+    colors = {"structured": "C0", "random": "C3"}
+
+    ax = axes[0, 0]
+    for key in LABELS:
+        r = np.asarray(result[f"residual_{key}"])
+        ax.semilogy(r, color=colors[key], label=f"{key} labels, measured")
+        ax.semilogy(result[f"predicted_residual_{key}"], "k--", lw=0.9)
+    ax.plot([], [], "k--", lw=0.9, label=r"$\sqrt{\sum_i (1-\eta\lambda_i)^{2k}(v_i\cdot y)^2}$")
+    ax.axvline(result["K"], color="0.6", lw=0.8, ls=":")
+    ax.set(
+        xlabel="step k",
+        ylabel=r"$\|y - u(k)\| / \|y\|$",
+        ylim=(1e-8, 1.5),
+        title=f"residual vs spectral prediction, m = {result['width_widest']}",
+    )
+    ax.legend(loc="lower left")
+
+    ax = axes[0, 1]
+    widths = np.asarray(result["widths"], dtype=float)
+    for key in LABELS:
+        p = result[f"curve_error_exponent_{key}"]
+        ax.loglog(widths, result[f"curve_error_{key}"], "o-", color=colors[key],
+                  label=f"{key}: slope {p:.2f}")
+    ref = result["curve_error_random"][0] * (widths / widths[0]) ** -0.5
+    ax.loglog(widths, ref, "k:", label="$m^{-1/2}$")
+    ax.set(
+        xlabel="width m",
+        ylabel=r"$\max_{k \leq K} |\mathrm{measured}-\mathrm{predicted}| / \|y\|$",
+        title="prediction error shrinks with width",
+    )
+    ax.legend()
+
+    ax = axes[1, 0]
+    idx = np.arange(1, len(result["spectrum"]) + 1)
+    for key in LABELS:
+        ax.semilogy(idx, np.asarray(result[f"energy_{key}"]) + 1e-12, ".", color=colors[key],
+                    label=f"{key}: top {result['k_top']} hold "
+                    f"{100 * result[f'top_fraction_{key}']:.0f}%")
+    ax2 = ax.twinx()
+    ax2.semilogy(idx, result["spectrum"], color="0.5", lw=1.0)
+    ax2.set_ylabel(r"$\lambda_i$ (grey)")
+    ax2.grid(False)
+    ax.set(
+        xlabel="eigenvector i (largest $\\lambda_i$ first)",
+        ylabel=r"$(v_i \cdot y)^2 / \|y\|^2$",
+        ylim=(1e-6, 1.5),
+        title=r"label energy on eigenvectors of $H_\infty$",
+    )
+    ax.legend(loc="lower left")
+
+    ax = axes[1, 1]
+    for key in LABELS:
+        ax.plot(result[f"move_steps_{key}"], result[f"move_fro_{key}"], color=colors[key],
+                label=f"{key}")
+        ax.axhline(result[f"predicted_distance_{key}"], color=colors[key], ls="--", lw=0.9)
+    ax.plot([], [], "k--", lw=0.9, label=r"$\sqrt{y^T H_\infty^{-1} y}$")
+    ax.set(xlabel="step k", ylabel=r"$\|W(k) - W(0)\|_F$", title="distance from init")
+    ax.legend(loc="lower right")
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))
