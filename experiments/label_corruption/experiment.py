@@ -1,0 +1,198 @@
+"""label_corruption: complexity, distance moved and test error all grow with label noise.
+
+Arora, Du, Hu, Li, Wang (ICML 2019, arXiv 1901.08584) bound the generalization
+gap of a wide two-layer ReLU net trained by GD with the data-dependent complexity
+``sqrt(2 y^T H_inf^-1 y / n)`` (their Theorem 5.1), and note that the weights
+travel ``||W(k) - W(0)||_F -> sqrt(y^T H_inf^-1 y)`` (Sec. 5). Their Figure 2
+(MNIST, CIFAR) shows that as a larger fraction of the training labels is replaced
+by random ones, the complexity, the distance moved and the test error all grow.
+
+This experiment repeats that protocol at small scale. A fraction ``p`` of the
+training labels is replaced by fair coin flips, which flips ``p n / 2`` of them
+on average; it is done as exactly ``round(p n / 2)`` sign flips with
+``data.corrupt_labels``. (Flipping a fraction ``p > 1/2`` would instead make the
+labels anti-correlated with the truth, and ``y^T H^-1 y`` is even in ``y``.)
+For each ``p`` the net (antisymmetric init, ``u(0) = 0``, first layer trained)
+is fitted by GD to small training loss from the same init, and the complexity,
+``||W - W(0)||_F`` and the test error against the clean test labels are recorded.
+Quick mode uses synthetic two-cluster data and a small subset of the digits 3
+vs 8 from scikit-learn's bundled ``load_digits``; full mode the digits at scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from shared import data, kernels, net
+from shared.plotting import subplots
+
+LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fraction p of labels replaced by coin flips
+QUICK = {
+    "synthetic": {"n": 40, "n_test": 400, "d": 10, "margin": 0.1, "m": 1000, "steps": 800,
+                  "draws": 3},
+    "digits": {"n": 60, "pair": (3, 8), "m": 1000, "steps": 500, "draws": 1},
+}
+FULL = {"digits": {"n": 200, "pair": (3, 8), "m": 8000, "steps": 2000, "draws": 2}}
+
+
+def load_digits_pair(pair, *, n: int, rng: np.random.Generator):
+    """Two classes of scikit-learn's 8x8 digits as unit rows with +-1 labels.
+
+    The images are shuffled with ``rng`` and split into ``n`` training points and
+    the rest for testing. Pixels are centred by the training mean (so that
+    ``H_inf`` is not dominated by one all-positive direction) and every row is
+    then normalised to the unit sphere (per row, never by the Frobenius norm).
+
+    Returns
+    -------
+    X : (n, 64) ndarray; y : (n,) ndarray; X_test : (n_test, 64) ndarray; y_test : (n_test,) ndarray
+        Label ``+1`` for ``pair[0]``, ``-1`` for ``pair[1]``.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError(
+            "label_corruption needs scikit-learn for its digits data; install the 'data' extra: "
+            'pip install -e ".[data]"'
+        ) from err
+    digits = load_digits()
+    keep = np.isin(digits.target, pair)
+    if n >= np.count_nonzero(keep):
+        raise ValueError(f"n: expected fewer than {np.count_nonzero(keep)} training digits, got {n}")
+    order = rng.permutation(np.count_nonzero(keep))
+    X_all = digits.data[keep][order].astype(np.float64)  # (N, 64)
+    y_all = np.where(digits.target[keep][order] == pair[0], 1.0, -1.0)  # (N,)
+    X_all -= X_all[:n].mean(axis=0)
+    X_all /= np.linalg.norm(X_all, axis=1, keepdims=True)
+    return X_all[:n], y_all[:n], X_all[n:], y_all[n:]
+
+
+def load_synthetic(cfg: dict, rng: np.random.Generator):
+    """``data.two_clusters`` split into ``n`` training and ``n_test`` test points."""
+    X_all, y_all = data.two_clusters(cfg["n"] + cfg["n_test"], cfg["d"], margin=cfg["margin"],
+                                     rng=rng)
+    n = cfg["n"]
+    return X_all[:n], y_all[:n], X_all[n:], y_all[n:]
+
+
+def sweep(X, y, X_test, y_test, *, m: int, steps: int, draws: int, rng, progress=None) -> dict:
+    """Train from one antisymmetric init at every corruption level in ``LEVELS``.
+
+    Each level is repeated with ``draws`` independent corruptions of ``y``.
+
+    Returns
+    -------
+    dict of (len(LEVELS), draws) arrays: ``complexity``, ``distance``,
+    ``predicted_distance`` (``sqrt(y^T H_inf^-1 y)``), ``test_error``,
+    ``train_error`` (against the corrupted labels), ``final_loss_ratio``; and
+    ``loss (len(LEVELS), steps + 1)`` of the first draw.
+    """
+    n, d = X.shape
+    H = kernels.h_inf(X)  # (n, n)
+    eta = 1.0 / np.linalg.eigvalsh(H)[-1]
+    W0, a0 = net.init_net(d, m, rng=rng, antisymmetric=True)  # u(0) = 0
+    keys = ("complexity", "distance", "predicted_distance", "test_error", "train_error",
+            "final_loss_ratio")
+    out = {k: np.empty((len(LEVELS), draws)) for k in keys}
+    out["loss"] = np.empty((len(LEVELS), steps + 1))
+    for i, p in enumerate(LEVELS):
+        if progress is not None:
+            progress(i, len(LEVELS), f"p = {p:.1f}")
+        for j in range(draws):
+            y_p, _ = data.corrupt_labels(y, fraction=p / 2, rng=rng)  # (n,)
+            res = net.train(X, y_p, W0, a0, eta=eta, steps=steps, record_every=steps)
+            u_test = net.predict(X_test, res.W, res.a)  # (n_test,)
+            out["complexity"][i, j] = kernels.complexity_measure(H, y_p)
+            out["predicted_distance"][i, j] = np.sqrt(kernels.rkhs_norm_sq(H, y_p))
+            out["distance"][i, j] = res.move_fro[-1]
+            out["test_error"][i, j] = np.mean(np.sign(u_test) != y_test)
+            out["train_error"][i, j] = np.mean(np.sign(res.u) != y_p)
+            out["final_loss_ratio"][i, j] = res.loss[-1] / res.loss[0]
+            if j == 0:
+                out["loss"][i] = res.loss / res.loss[0]
+    out["eta"] = eta
+    return out
+
+
+def summarize(name: str, s: dict) -> dict:
+    """Scalars of one sweep: rank correlations with ``p`` and the end points."""
+    p = np.asarray(LEVELS)
+    mean = {k: s[k].mean(axis=1) for k in ("complexity", "distance", "test_error")}  # (levels,)
+    rho = {k: float(spearmanr(p, v).statistic) for k, v in mean.items()}
+    ratio = s["distance"] / s["predicted_distance"]
+    return {
+        f"rho_complexity_{name}": rho["complexity"],
+        f"rho_distance_{name}": rho["distance"],
+        f"rho_test_error_{name}": rho["test_error"],
+        f"complexity_growth_{name}": mean["complexity"][-1] / mean["complexity"][0],
+        f"test_error_clean_{name}": mean["test_error"][0],
+        f"test_error_random_{name}": mean["test_error"][-1],
+        f"distance_ratio_min_{name}": float(ratio.min()),
+        f"distance_ratio_max_{name}": float(ratio.max()),
+        f"max_final_loss_ratio_{name}": float(s["final_loss_ratio"].max()),
+        f"max_train_error_{name}": float(s["train_error"].max()),
+    }
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """Return scalars (checked in expected.toml) and series (for the figure)."""
+    cfg = QUICK if quick else FULL
+    rng = np.random.default_rng(seed)
+    out: dict = {"levels": np.asarray(LEVELS), "datasets": list(cfg)}
+    for name, c in cfg.items():
+        if name == "digits":
+            X, y, X_test, y_test = load_digits_pair(c["pair"], n=c["n"], rng=rng)
+        else:
+            X, y, X_test, y_test = load_synthetic(c, rng)
+        s = sweep(X, y, X_test, y_test, m=c["m"], steps=c["steps"], draws=c["draws"], rng=rng,
+                  progress=progress)
+        out.update(summarize(name, s))
+        out[f"n_{name}"] = c["n"]
+        out[f"n_test_{name}"] = len(y_test)
+        out[f"width_{name}"] = c["m"]
+        out[f"loss_{name}"] = s["loss"]
+        for k in ("complexity", "distance", "predicted_distance", "test_error"):
+            out[f"{k}_{name}"] = s[k]  # (len(LEVELS), draws)
+    return out
+
+
+def plot(result: dict):
+    names = list(result["datasets"])
+    fig, axes = subplots(len(names), 4, width=3.3, height=2.8, squeeze=False)
+    p = np.asarray(result["levels"])
+    for row, name in zip(axes, names, strict=True):
+        title = f"{name} (n = {result[f'n_{name}']}, m = {result[f'width_{name}']})"
+        ax = row[0]
+        loss = np.asarray(result[f"loss_{name}"])
+        colors = [ax.get_figure().colormaps["viridis"](0.9 * i / (len(p) - 1)) for i in range(len(p))]
+        for q, curve, c in zip(p, loss, colors, strict=True):
+            ax.semilogy(curve, color=c, label=f"p = {q:.1f}")
+        ax.set(xlabel="step k", ylabel="L(k) / L(0)", title=f"training loss, {title}")
+        ax.legend(ncol=2)
+
+        ax = row[1]
+        ax.plot(p, result[f"complexity_{name}"], "o-", color="C0")
+        ax.set(xlabel="fraction p of random labels", ylabel=r"$\sqrt{2 y^T H_\infty^{-1} y / n}$",
+               title="complexity measure", ylim=(0, None))
+
+        ax = row[2]
+        ax.plot(p, result[f"distance_{name}"], "o-", color="C2", label="measured")
+        ax.plot(p, result[f"predicted_distance_{name}"], "k--", lw=0.9,
+                label=r"$\sqrt{y^T H_\infty^{-1} y}$")
+        ax.set(xlabel="fraction p of random labels", ylabel=r"$\|W - W(0)\|_F$",
+               title="distance from init", ylim=(0, None))
+        ax.legend()
+
+        ax = row[3]
+        ax.plot(p, result[f"test_error_{name}"], "o-", color="C3")
+        ax.axhline(0.5, color="0.6", ls=":", lw=0.9)
+        ax.set(xlabel="fraction p of random labels", ylabel="test error (clean labels)",
+               title=f"test error, {result[f'n_test_{name}']} test points", ylim=(0, 0.7))
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))

@@ -1,0 +1,190 @@
+"""parallel_inputs: nearly parallel inputs shrink lam0 and slow GD down with it.
+
+Du et al. (ICLR 2019, Thm 3.1) need no two inputs to be parallel: then
+``lam0 = lambda_min(H_inf) > 0`` and GD converges linearly at a rate set by the
+spectrum of ``H``. This experiment moves pairs of inputs towards each other
+(``data.pairs_at_angle``: every point has a partner at angle ``theta``) and
+measures what happens to ``lam0`` and to the rate.
+
+For a pair at angle ``theta`` the vector ``e_x - e_x'`` is nearly an eigenvector
+of ``H_inf`` with eigenvalue ``1/2 - H_inf(x, x') = theta / (2 pi) + O(theta^2)``,
+so ``lam0 ~ theta`` (exponent 1, fitted below). In the kernel regime
+``u(k+1) - y ~= (I - eta H)(u(k) - y)``, so the log-loss slope per step tends to
+``2 ln(1 - eta lambda_min(H))`` (SCIENCE.md; Arora et al. 2019, Thm 4.1). The
+measured slope (``fit.log_rate``) is compared with that prediction at a width
+large enough for the angles checked; at a smaller angle the same width is no
+longer enough (the width Thm 4.1 asks for grows like ``lam0^(-4)``): the
+kernel's small eigenvalue collapses during training and GD is slower than
+``H_inf`` predicts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import data, fit, kernels, net
+from shared.plotting import subplots, width_colors
+
+QUICK = {"n": 10, "d": 10, "m": 8192, "angles": (1.6, 0.8, 0.4), "beyond": 0.2, "max_steps": 600,
+         "lam0_angles": np.geomspace(1e-3, 1.6, 12)}
+FULL = {"n": 20, "d": 10, "m": 65536, "angles": (1.6, 0.8, 0.4, 0.2), "beyond": 0.1, "max_steps": 2000,
+        "lam0_angles": np.geomspace(1e-4, 1.6, 20)}
+FIT_HI = 1e-3
+DECAY = 24.0  # steps = DECAY / (2 eta lam0): the slowest mode falls by e^-24 ~ 4e-11
+
+
+def pair_eigenvalue(theta: np.ndarray) -> np.ndarray:
+    """``1/2 - H_inf(x, x')`` for unit ``x, x'`` at angle ``theta``: the 2x2 block's small eigenvalue."""
+    return 0.5 - np.cos(theta) * (np.pi - theta) / (2.0 * np.pi)
+
+
+def lam0_vs_angle(n: int, d: int, angles: np.ndarray, *, data_seed) -> np.ndarray:
+    """``lam0`` of ``H_inf`` for ``pairs_at_angle`` data at each angle: ``(len(angles),)``.
+
+    Every angle reuses ``data_seed``, so the base points and the planes of
+    rotation are the same and only the angle changes.
+    """
+    return np.array([
+        kernels.lambda_min(kernels.h_inf(
+            data.pairs_at_angle(n, d, angle=t, rng=np.random.default_rng(data_seed))))
+        for t in angles
+    ])
+
+
+def gd_at_angle(
+    theta: float, y: np.ndarray, *, d: int, m: int, max_steps: int, data_seed, init_seed
+) -> dict:
+    """Train at one angle; measured and predicted log-loss slopes per step.
+
+    The same ``data_seed`` and ``init_seed`` at every angle: the inputs differ
+    only by the angle within each pair, and the init ``W(0), a`` is the same.
+    """
+    X = data.pairs_at_angle(y.shape[0], d, angle=theta, rng=np.random.default_rng(data_seed))
+    lam = np.linalg.eigvalsh(kernels.h_inf(X))  # (n,) ascending
+    lam0, eta = lam[0], 1.0 / lam[-1]
+    W0, a0 = net.init_net(d, m, rng=np.random.default_rng(init_seed))
+    steps = min(int(np.ceil(DECAY / (2.0 * eta * lam0))), max_steps)
+    every = max(steps // 20, 1)
+    res = net.train(X, y, W0, a0, eta=eta, steps=steps, track_kernel=True, record_every=every)
+    slope = fit.log_rate(res.loss, hi=FIT_HI)
+    lam_min_0 = res.lambda_min_H[0]  # lambda_min(H(0))
+    return {
+        "lam0": lam0,
+        "slope": slope,
+        "pred_inf": 2.0 * np.log(1.0 - eta * lam0),
+        "pred_0": 2.0 * np.log(1.0 - eta * lam_min_0),
+        "pred_end": 2.0 * np.log(1.0 - eta * res.lambda_min_H[-1]),
+        "kernel_drop": float(res.lambda_min_H.min() / lam_min_0),
+        "loss_ratio": res.loss / res.loss[0],
+        "k_kernel": res.recorded_steps,
+        "lam_min_ratio": res.lambda_min_H / lam0,
+    }
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """Return scalars (checked in expected.toml) and series (for the figure)."""
+    cfg = QUICK if quick else FULL
+    data_seed, init_seed, label_seed = np.random.SeedSequence(seed).spawn(3)
+    n, d, m = cfg["n"], cfg["d"], cfg["m"]
+
+    th = cfg["lam0_angles"]
+    lam0_curve = lam0_vs_angle(n, d, th, data_seed=data_seed)
+    small = th <= 0.1  # the small-angle regime where lam0 ~ theta / (2 pi)
+    p, p_se = fit.power_law(th[small], lam0_curve[small])
+
+    y = data.gaussian_labels(n, rng=np.random.default_rng(label_seed))
+    angles = (*cfg["angles"], cfg["beyond"])  # decreasing
+    runs = []
+    for i, theta in enumerate(angles):
+        if progress is not None:
+            progress(i, len(angles), f"theta = {theta}")
+        runs.append(gd_at_angle(theta, y, d=d, m=m, max_steps=cfg["max_steps"],
+                                data_seed=data_seed, init_seed=init_seed))
+    inside = runs[:-1]  # the angles at which m is wide enough
+    ratio_inf = np.array([r["slope"] / r["pred_inf"] for r in runs])
+    ratio_0 = np.array([r["slope"] / r["pred_0"] for r in runs])
+    ratio_end = np.array([r["slope"] / r["pred_end"] for r in runs])
+    rates = -np.array([r["slope"] for r in runs])  # (len(angles),), positive
+    return {
+        "m": m,
+        "lam0_exponent": p,
+        "lam0_exponent_se": p_se,
+        "lam0_over_pair_smallest": float(lam0_curve[0] / pair_eigenvalue(th[0])),
+        "rate_ratio_min": float(ratio_inf[:-1].min()),
+        "rate_ratio_max": float(ratio_inf[:-1].max()),
+        "rate_ratio_h0_min": float(ratio_0[:-1].min()),
+        "rate_ratio_h0_max": float(ratio_0[:-1].max()),
+        "rate_ratio_end_min": float(ratio_end.min()),
+        "rate_ratio_end_max": float(ratio_end.max()),
+        "kernel_drop_inside_min": float(min(r["kernel_drop"] for r in inside)),
+        "rate_ratio_beyond": float(ratio_inf[-1]),
+        "kernel_drop_beyond": runs[-1]["kernel_drop"],
+        # smallest factor by which the rate falls from one angle to the next smaller one
+        "rate_order_margin": float(np.min(rates[:-1] / rates[1:]) - 1.0),
+        "lam0_angles": th,
+        "lam0_curve": lam0_curve,
+        "angles": np.array(angles),
+        "gd_lam0": np.array([r["lam0"] for r in runs]),
+        "slope": -rates,
+        "pred_inf": np.array([r["pred_inf"] for r in runs]),
+        "pred_0": np.array([r["pred_0"] for r in runs]),
+        "loss_ratio": [r["loss_ratio"] for r in runs],
+        "k_kernel": [r["k_kernel"] for r in runs],
+        "lam_min_ratio": [r["lam_min_ratio"] for r in runs],
+    }
+
+
+def plot(result: dict):
+    fig, axes = subplots(2, 2, width=4.2, height=3.1)
+    angles = np.asarray(result["angles"])
+    colors = width_colors(len(angles))[::-1]  # dark = large angle
+
+    ax = axes[0, 0]
+    th = np.asarray(result["lam0_angles"])
+    ax.loglog(th, result["lam0_curve"], "o-", label=rf"$\lambda_0$, slope {result['lam0_exponent']:.3f}"
+              " (small $\\theta$)")
+    ax.loglog(th, pair_eigenvalue(th), "k--", lw=0.8, label=r"pair: $1/2 - H_\infty(x, x')$")
+    ax.loglog(th, th / (2 * np.pi), "k:", lw=0.8, label=r"$\theta / 2\pi$")
+    ax.set(xlabel=r"angle $\theta$ between partners", ylabel=r"$\lambda_0 = \lambda_{min}(H_\infty)$",
+           title=r"$\lambda_0$ vs angle")
+    ax.legend()
+
+    ax = axes[0, 1]
+    for loss, t, pred, c in zip(result["loss_ratio"], angles, result["pred_inf"], colors,
+                                strict=True):
+        k = np.arange(len(loss))
+        ax.semilogy(k, loss, color=c, label=rf"$\theta$ = {t:g}")
+        ax.semilogy(k, loss[-1] * np.exp(pred * (k - k[-1])), "--", color=c, lw=0.8)
+    ax.set(xlabel="step k", ylabel="L(k) / L(0)", ylim=(1e-16, 2), xscale="log",
+           title=rf"GD at m = {result['m']} (dashed: $2\ln(1-\eta\lambda_0)$ slope)")
+    ax.legend()
+
+    ax = axes[1, 0]
+    pred = -np.asarray(result["pred_inf"])
+    meas = -np.asarray(result["slope"])
+    ax.loglog(pred[:-1], meas[:-1], "o", color="C0", label="kernel regime")
+    ax.loglog(pred[-1:], meas[-1:], "s", color="C3", label=rf"$\theta$ = {angles[-1]:g}: beyond")
+    lim = np.array([min(pred.min(), meas.min()) / 1.5, max(pred.max(), meas.max()) * 1.5])
+    ax.loglog(lim, lim, "k--", lw=0.8, label="measured = predicted")
+    for t, x, yv in zip(angles, pred, meas, strict=True):
+        ax.annotate(rf"$\theta$={t:g}", (x, yv), textcoords="offset points", xytext=(4, -10),
+                    fontsize=7)
+    ax.set(xlabel=r"predicted $-2\ln(1 - \eta\lambda_0)$", ylabel="measured -slope of log L",
+           title="rate per step")
+    ax.legend()
+
+    ax = axes[1, 1]
+    for k, r, t, c in zip(result["k_kernel"], result["lam_min_ratio"], angles, colors,
+                          strict=True):
+        ax.plot(k, r, ".-", color=c, label=rf"$\theta$ = {t:g}")
+    ax.axhline(0.5, color="C3", ls="--", lw=0.8, label=r"$\lambda_0 / 2$")
+    ax.set(xlabel="step k", ylabel=r"$\lambda_{min}(H(k)) / \lambda_0$", xscale="symlog",
+           title=r"smallest eigenvalue of $H(k)$", ylim=(0, None))
+    ax.legend()
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))
