@@ -23,15 +23,13 @@ def array(name: str, value, *, ndim: int, dtype=None, shape=None) -> np.ndarray:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     if dtype is None:
         dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
+        raise ValueError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
     arr = arr.astype(dtype, copy=False)
     if shape is not None:
         for axis, want in enumerate(shape):
             if want is not None and arr.shape[axis] != want:
-                raise ValueError(
-                    f"{name}: expected shape {_fmt_shape(shape)}, got {arr.shape}"
-                )
+                raise ValueError(f"{name}: expected shape {_fmt_shape(shape)}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: expected finite values, got {bad} non-finite entries")
@@ -44,7 +42,8 @@ def nonzero_rows(name: str, X: np.ndarray) -> np.ndarray:
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         raise ValueError(
-            f"{name}: expected non-zero rows, got {zero.size} zero-norm rows (first at index {zero[0]})"
+            f"{name}: expected non-zero rows, got {zero.size} zero-norm rows "
+            f"(first at index {zero[0]})"
         )
     return norms
 
@@ -81,4 +80,6 @@ def rng(name: str, value) -> np.random.Generator:
 
 
 def _fmt_shape(shape) -> str:
-    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    """``(3, *)`` style, ``(3,)`` for one axis, as numpy prints shapes."""
+    parts = ["*" if s is None else str(s) for s in shape]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"

@@ -45,6 +45,7 @@ def pairs_at_angle(
     X : (n, d) ndarray, unit rows; partners are rows ``2k`` and ``2k + 1``.
     """
     v.positive("n", n, integer=True)
+    v.positive("d", d, integer=True)
     if d < 2:
         raise ValueError(f"d: expected >= 2 to rotate within a plane, got {d!r}")
     v.in_range("angle", angle, 0.0, np.pi)
@@ -68,38 +69,56 @@ def min_pairwise_angle(X: np.ndarray) -> float:
     """Smallest angle (radians) between two rows of ``X``, counting ``x`` and ``-x`` as parallel.
 
     Du et al.'s non-parallel condition is about lines through the origin, so the
-    angle of a pair is ``min(t, pi - t)``.
+    angle of a pair is ``min(t, pi - t)``. The closest pair is found from the
+    cosines; its angle is then evaluated as ``2 arctan(|u - v| / |u + v|)`` for
+    the unit vectors ``u``, ``v`` (sign-aligned), which stays accurate for tiny
+    angles where ``arccos`` of a cosine near 1 loses half the digits.
     """
     X = v.array("X", X, ndim=2)
-    Xn = X / v.nonzero_rows("X", X)[:, None]
-    c = np.abs(np.clip(Xn @ Xn.T, -1.0, 1.0))  # (n, n)
-    np.fill_diagonal(c, 0.0)
-    return float(np.arccos(c.max()))
+    if X.shape[0] < 2:
+        raise ValueError(f"X: expected at least 2 rows to form a pair, got shape {X.shape}")
+    Xn = X / v.nonzero_rows("X", X)[:, None]  # (n, d)
+    c = np.abs(Xn @ Xn.T)  # (n, n)
+    np.fill_diagonal(c, -1.0)
+    i, j = np.unravel_index(np.argmax(c), c.shape)
+    u, w = Xn[i], Xn[j] * np.sign(Xn[i] @ Xn[j] or 1.0)
+    return float(2.0 * np.arctan2(np.linalg.norm(u - w), np.linalg.norm(u + w)))
 
 
-def duplicate_inputs(n: int, d: int, *, n_copies: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit inputs whose last ``n_copies`` rows repeat earlier rows exactly (``H_inf`` singular)."""
+def duplicate_inputs(
+    n: int, d: int, *, n_copies: int, rng: np.random.Generator, dtype=np.float64
+) -> np.ndarray:
+    """Unit inputs whose last ``n_copies`` rows repeat earlier rows exactly (``H_inf`` singular).
+
+    Two equal rows make two equal rows of ``H_inf``, so ``lambda_min(H_inf) = 0``
+    up to rounding (Du et al. 2019, Thm 3.1 needs no two parallel inputs).
+    """
+    v.positive("n", n, integer=True)
     v.positive("n_copies", n_copies, integer=True)
     if n_copies >= n:
         raise ValueError(f"n_copies: expected fewer than n={n}, got {n_copies}")
-    X = unit_sphere(n, d, rng=rng)
+    X = unit_sphere(n, d, rng=rng, dtype=dtype)
     X[n - n_copies :] = X[:n_copies]
     return X
 
 
-def antipodal_inputs(n: int, d: int, *, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+def antipodal_inputs(
+    n: int, d: int, *, n_pairs: int, rng: np.random.Generator, dtype=np.float64
+) -> np.ndarray:
     """Unit inputs whose last ``n_pairs`` rows are the negatives of earlier rows.
 
     A single pair ``{x, -x}`` keeps ``H_inf`` positive definite (the pair is
     "parallel" for Du et al.'s condition but ``H_inf`` stays invertible); with
     ``n_pairs >= d + 1`` pairs the vectors ``(x_i, -x_i)`` are linearly dependent
-    and ``lambda_min(H_inf) = 0`` exactly: the difference rows of ``H_inf`` for
-    a pair equal ``x_i.x_j / 2``, a rank-``d`` matrix.
+    and ``lambda_min(H_inf) = 0`` up to rounding: for a pair, row ``x_i`` minus
+    row ``-x_i`` of ``H_inf`` is ``X x_i / 2`` (since ``arccos(-c) = pi - arccos(c)``),
+    so ``d + 1`` such differences are linearly dependent.
     """
+    v.positive("n", n, integer=True)
     v.positive("n_pairs", n_pairs, integer=True)
     if 2 * n_pairs > n:
         raise ValueError(f"n_pairs: expected at most n/2={n // 2}, got {n_pairs}")
-    X = unit_sphere(n, d, rng=rng)
+    X = unit_sphere(n, d, rng=rng, dtype=dtype)
     X[n - n_pairs :] = -X[:n_pairs]
     return X
 
@@ -127,7 +146,7 @@ def teacher_labels(X: np.ndarray, *, m_teacher: int, rng: np.random.Generator) -
     sd = y.std()
     if sd == 0:
         raise ValueError("X: teacher labels are constant on these inputs; use more points")
-    return y / sd
+    return (y / sd).astype(X.dtype, copy=False)
 
 
 def two_clusters(
@@ -135,10 +154,16 @@ def two_clusters(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two classes on the unit sphere separated by a margin along ``e_1``.
 
-    Points are uniform on the sphere conditioned on ``|x_1| >= margin``; the
-    label is ``sign(x_1)``. Returns ``X (n, d)`` and ``y (n,)`` in ``{-1, +1}``.
+    The label ``y_i`` is a fair coin in ``{-1, +1}``; ``|x_1|`` is uniform on
+    ``[margin, 1)`` with sign ``y_i``, and the other coordinates are a uniform
+    direction of length ``sqrt(1 - x_1^2)``. So every row has unit norm and
+    ``y_i x_i . e_1 >= margin``: the classes are separated by the hyperplane
+    ``x_1 = 0`` with margin ``margin``. (For ``d = 3`` this is exactly the
+    uniform law on the sphere conditioned on ``|x_1| >= margin``.)
+    Returns ``X (n, d)`` and ``y (n,)`` in ``{-1, +1}``.
     """
     v.positive("n", n, integer=True)
+    v.positive("d", d, integer=True)
     if d < 2:
         raise ValueError(f"d: expected >= 2, got {d!r}")
     v.in_range("margin", margin, 0.0, 0.999)

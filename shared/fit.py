@@ -8,7 +8,7 @@ from shared import _validate as v
 
 
 def power_law(x, y) -> tuple[float, float]:
-    """Least-squares fit of ``log y = p log x + c``; returns the exponent ``p`` and its standard error.
+    """Least-squares fit of ``log y = p log x + c``: the exponent ``p`` and its standard error.
 
     Parameters
     ----------
@@ -25,7 +25,7 @@ def power_law(x, y) -> tuple[float, float]:
 
 def _line(t, z) -> tuple[float, float]:
     A = np.column_stack([t, np.ones_like(t)])
-    coef, res, *_ = np.linalg.lstsq(A, z, rcond=None)
+    coef, _res, *_ = np.linalg.lstsq(A, z, rcond=None)
     k = t.shape[0]
     resid = z - A @ coef
     s2 = float(resid @ resid) / max(k - 2, 1)

@@ -8,20 +8,64 @@ matrices, ``lam0 = lambda_min(H_inf)``.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas, solve_triangular
 
 from shared import _validate as v
 
 _TWO_PI = 2.0 * np.pi
+# Rows of the (n, n) matrix handled per pass of the closed forms: an (rows, n)
+# float64 block of about 1 MiB stays in cache across the elementwise passes.
+_ROW_BLOCK_BYTES = 2**20
 
 
-def _cosines(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gram ``X X^T``, row norms and clipped cosines ``(n, n)`` of the rows of ``X``."""
+def _directions(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row norms ``(n,)`` and the cosine matrix ``C = Xn Xn^T (n, n)`` of the unit rows ``Xn``."""
     X = v.array("X", X, ndim=2)
-    norms = v.nonzero_rows("X", X)
-    K = X @ X.T  # (n, n)
-    cos = K / np.outer(norms, norms)
-    np.clip(cos, -1.0, 1.0, out=cos)  # rounding can leave |cos| slightly above 1
-    return K, norms, cos
+    norms = v.nonzero_rows("X", X)  # (n,)
+    Xn = X / norms[:, None]  # (n, d)
+    C = Xn @ Xn.T  # (n, n), a symmetric rank-k update (BLAS syrk)
+    return norms, C
+
+
+def _arc_kernels(X: np.ndarray, *, first: bool, second: bool) -> np.ndarray:
+    """Sum of the selected closed forms, ``H_inf`` (``first``) and ``G_inf`` (``second``).
+
+    Both are functions of the angle ``t_ij = arccos(cos_ij)`` and the norms:
+    ``H_inf_ij = |x_i| |x_j| cos t (pi - t) / (2 pi)`` and
+    ``G_inf_ij = |x_i| |x_j| (sin t + (pi - t) cos t) / (2 pi)``. The matrix is
+    symmetric, so each block of rows is evaluated right of the diagonal only
+    (half the ``arccos`` calls) and mirrored; cosines are clipped to ``[-1, 1]``
+    and the diagonal is exactly ``cos = 1`` (``H_ii = |x_i|^2 / 2``).
+    """
+    norms, C = _directions(X)
+    n = C.shape[0]
+    np.fill_diagonal(C, 1.0)
+    s = norms / float(np.sqrt(_TWO_PI))  # (n,), so that s_i s_j = |x_i| |x_j| / (2 pi)
+    rows = max(8, _ROW_BLOCK_BYTES // (C.itemsize * n))
+    T = np.empty(rows * n, dtype=C.dtype)  # scratch for one block of angles
+    S = np.empty(rows * n, dtype=C.dtype) if second else None
+    for i0 in range(0, n, rows):
+        i1 = min(i0 + rows, n)
+        blk = C[i0:i1, i0:]  # (b, n - i0), upper part of the block row
+        t = T[: blk.size].reshape(blk.shape)
+        np.clip(blk, -1.0, 1.0, out=blk)
+        np.arccos(blk, out=t)  # angles t_ij
+        np.subtract(np.pi, t, out=t)  # pi - t
+        np.multiply(t, blk, out=t)  # (pi - t) cos t
+        if first and second:
+            t += t  # H + G: the term (pi - t) cos t appears in both
+        if second:
+            sn = S[: blk.size].reshape(blk.shape)
+            np.multiply(blk, blk, out=sn)
+            np.subtract(1.0, sn, out=sn)
+            np.sqrt(sn, out=sn)  # sin t
+            t += sn
+        np.multiply(t, s[i0:i1, None], out=t)
+        np.multiply(t, s[None, i0:], out=blk)
+        below = np.tril_indices(i1 - i0, -1)
+        C[i0:i1, i0:i1][below] = C[i0:i1, i0:i1].T[below]  # exact symmetry on the diagonal block
+        C[i1:, i0:i1] = C[i0:i1, i1:].T  # mirror below the diagonal
+    return C
 
 
 def h_inf(X: np.ndarray) -> np.ndarray:
@@ -37,14 +81,9 @@ def h_inf(X: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    H : (n, n) ndarray, symmetric PSD; diagonal ``||x_i||^2 / 2``.
+    H : (n, n) ndarray in the dtype of ``X``, symmetric PSD; diagonal ``||x_i||^2 / 2``.
     """
-    K, _, cos = _cosines(X)
-    H = np.arccos(cos, out=cos)  # reuse the (n, n) buffer: angles t_ij
-    np.subtract(np.pi, H, out=H)
-    H *= K
-    H /= _TWO_PI
-    return H
+    return _arc_kernels(X, first=True, second=False)
 
 
 def g_inf(X: np.ndarray) -> np.ndarray:
@@ -58,12 +97,7 @@ def g_inf(X: np.ndarray) -> np.ndarray:
     -------
     G : (n, n) ndarray
     """
-    _, norms, cos = _cosines(X)
-    t = np.arccos(cos)
-    G = np.sqrt(1.0 - cos**2)
-    G += (np.pi - t) * cos
-    G *= np.outer(norms, norms) / _TWO_PI
-    return G
+    return _arc_kernels(X, first=False, second=True)
 
 
 def ntk_inf(X: np.ndarray) -> np.ndarray:
@@ -71,27 +105,54 @@ def ntk_inf(X: np.ndarray) -> np.ndarray:
 
     Gradient flow on ``(W, a)`` moves predictions with this kernel (Du et al.
     2019, Sec. 3.2; Jacot et al. 2018); its diagonal is 1 for unit inputs.
+    Computed in one pass (one ``arccos`` per pair).
     """
-    return h_inf(X) + g_inf(X)
+    return _arc_kernels(X, first=True, second=True)
 
 
 def _check_W(X: np.ndarray, W) -> np.ndarray:
     return v.array("W", W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]))
 
 
-def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+def _chunk(chunk, n: int) -> int:
+    """Neurons per chunk: given, or about 16 MiB of ``(n, chunk)`` pre-activations."""
+    if chunk is None:
+        return max(256, 2**21 // n)
+    return v.positive("chunk", chunk, integer=True)
+
+
+def _syrk_accumulate(A: np.ndarray, acc: np.ndarray) -> None:
+    """``acc += A A^T`` (upper triangle only) for ``A (n, c)`` C-ordered, ``acc (n, n)`` F-ordered.
+
+    BLAS ``syrk`` does half the multiply-adds of a general product. ``A.T`` is
+    an F-ordered ``(c, n)`` view, so nothing is copied.
+    """
+    syrk = blas.ssyrk if acc.dtype == np.float32 else blas.dsyrk
+    syrk(1.0, A.T, beta=1.0, c=acc, trans=1, lower=0, overwrite_c=1)
+
+
+def _symmetrize(acc: np.ndarray) -> np.ndarray:
+    """Full symmetric matrix from the upper triangle of ``acc`` (strict lower part zero)."""
+    full = acc + acc.T
+    full[np.diag_indices_from(full)] = acc.diagonal()
+    return full
+
+
+def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndarray:
     """Finite-width first-layer Gram matrix ``H(W)``.
 
     ``H(W)_ij = (1/m) x_i.x_j sum_r 1{w_r.x_i >= 0, w_r.x_j >= 0}`` (Du et al.
     2019, Eq. (5)); as matrices ``H = (X X^T) * (A A^T) / m`` with
     ``A = 1{X W^T >= 0}`` of shape ``(n, m)``. The neuron axis is processed in
     chunks of ``chunk`` so memory is ``O(n * chunk)``, not ``O(n * m)``. The 0/1
-    counts are accumulated in float32, exact up to ``2^24`` neurons.
+    counts ``A A^T`` are accumulated in float32 by a symmetric rank-k update,
+    exact up to ``2^24`` neurons.
 
     Parameters
     ----------
     X : (n, d) ndarray
     W : (m, d) ndarray
+    chunk : neurons per chunk (default: about 16 MiB of pre-activations).
 
     Returns
     -------
@@ -101,41 +162,50 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
     """
     X = v.array("X", X, ndim=2)
     W = _check_W(X, W)
-    v.positive("chunk", chunk, integer=True)
-    m = W.shape[0]
+    n, m = X.shape[0], W.shape[0]
+    chunk = min(_chunk(chunk, n), m)
     if m >= 2**24:
         raise ValueError(f"W: expected fewer than 2**24 neurons for exact float32 counts, got {m}")
-    n = X.shape[0]
-    counts = np.zeros((n, n), dtype=np.float32)
+    counts = np.zeros((n, n), dtype=np.float32, order="F")  # upper triangle of A A^T
+    Z_buf = np.empty(n * chunk, dtype=X.dtype)
+    A_buf = np.empty(n * chunk, dtype=np.float32)
     for start in range(0, m, chunk):
-        A = (X @ W[start : start + chunk].T >= 0).astype(np.float32)  # (n, c)
-        counts += A @ A.T  # (n, n), exact integers in float32
-    H = X @ X.T
-    H *= counts.astype(H.dtype) / m
+        W_c = W[start : start + chunk]  # (c, d)
+        size = n * W_c.shape[0]
+        Z = np.matmul(X, W_c.T, out=Z_buf[:size].reshape(n, -1))  # (n, c)
+        A = A_buf[:size].reshape(n, -1)  # (n, c)
+        np.greater_equal(Z, 0.0, out=A, casting="unsafe")  # 1{w_r.x_i >= 0} as 0.0 / 1.0
+        _syrk_accumulate(A, counts)
+    H = X @ X.T  # (n, n)
+    H *= _symmetrize(counts)
+    H /= m
     return H
 
 
-def gram_g(X: np.ndarray, W: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+def gram_g(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndarray:
     """Finite-width second-layer Gram matrix ``G(W)_ij = (1/m) sum_r relu(w_r.x_i) relu(w_r.x_j)``.
 
     It is the kernel of the gradient with respect to ``a``; it tends to
-    :func:`g_inf` as ``m`` grows.
+    :func:`g_inf` as ``m`` grows. Chunked over neurons like :func:`gram_h`.
     """
     X = v.array("X", X, ndim=2)
     W = _check_W(X, W)
-    v.positive("chunk", chunk, integer=True)
-    m = W.shape[0]
-    n = X.shape[0]
-    G = np.zeros((n, n), dtype=X.dtype)
+    n, m = X.shape[0], W.shape[0]
+    chunk = min(_chunk(chunk, n), m)
+    G = np.zeros((n, n), dtype=X.dtype, order="F")  # upper triangle of R R^T
+    Z_buf = np.empty(n * chunk, dtype=X.dtype)
     for start in range(0, m, chunk):
-        R = np.maximum(X @ W[start : start + chunk].T, 0.0)  # (n, c)
-        G += R @ R.T
+        W_c = W[start : start + chunk]  # (c, d)
+        R = np.matmul(X, W_c.T, out=Z_buf[: n * W_c.shape[0]].reshape(n, -1))  # (n, c)
+        np.maximum(R, 0.0, out=R)
+        _syrk_accumulate(R, G)
+    G = _symmetrize(G)
     G /= m
     return G
 
 
 def h_inf_monte_carlo(
-    X: np.ndarray, *, n_draws: int, rng: np.random.Generator, chunk: int = 4096
+    X: np.ndarray, *, n_draws: int, rng: np.random.Generator, chunk: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo estimate of ``H_inf`` from ``n_draws`` Gaussian ``w``, with standard errors.
 
@@ -216,10 +286,15 @@ def complexity_measure(H: np.ndarray, y: np.ndarray) -> float:
 
 
 def rkhs_norm_sq(H: np.ndarray, y: np.ndarray) -> float:
-    """``y^T H^-1 y`` for a symmetric positive-definite ``H``; raises if ``H`` is singular."""
+    """``y^T H^-1 y`` for a symmetric positive-definite ``H``; raises if ``H`` is singular.
+
+    With ``H = L L^T`` (Cholesky), ``y^T H^-1 y = ||L^-1 y||^2``: one triangular solve.
+    """
+    y = v.array("y", y, ndim=1)
+    H = v.array("H", H, ndim=2, shape=(y.shape[0], y.shape[0]))
     try:
         L = np.linalg.cholesky(H)
     except np.linalg.LinAlgError as err:
         raise ValueError("H: expected a positive-definite matrix, Cholesky failed") from err
-    z = np.linalg.solve(L, y)
+    z = solve_triangular(L, y, lower=True)
     return float(z @ z)

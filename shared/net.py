@@ -6,6 +6,14 @@ with ``W (m, d)``, ``a (m,)``, ``X (n, d)``, ``u (n,)``, and the loss
 ``L = 1/2 ||u - y||^2`` (no ``1/n``). Init: ``w_r ~ N(0, I_d)``,
 ``a_r ~ unif{-1, +1}``. The paper trains ``W`` only; ``train_a=True`` trains
 both layers (its Sec. 3.2).
+
+A GD step costs two matrix products of ``n * m * d`` multiply-adds each,
+``X W^T`` and ``M^T X`` (``M (n, m)`` the activation pattern weighted by the
+residuals). Everything else is elementwise work on ``(n, m)`` arrays, which
+decides the time when ``d`` is small; :func:`train` therefore walks the neurons
+in blocks whose ``(n, block)`` pre-activations stay in cache, reuses buffers
+allocated once, and folds ``a``, ``eta`` and the residuals into the second
+product so that each block is touched by two cheap passes.
 """
 
 from __future__ import annotations
@@ -16,7 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shared import _validate as v
-from shared.kernels import gram_h
+from shared.kernels import gram_g, gram_h
+
+# Pre-activation bytes per neuron block that the auto block size aims at: a
+# fraction of a per-core L2 cache, so the passes after ``X W^T`` hit cache.
+_BLOCK_BYTES = 2**18
+_MIN_BLOCK = 256
 
 
 def init_net(
@@ -30,7 +43,8 @@ def init_net(
     """Random init ``w_r ~ N(0, I_d)``, ``a_r ~ unif{-1, +1}`` (Du et al. 2019, Sec. 2).
 
     With ``antisymmetric=True`` (``m`` even) the second half of the neurons
-    copies the first half with ``a`` negated, so ``u(0) = 0`` exactly while
+    copies the first half with ``a`` negated, so ``u(0) = 0`` (exactly in exact
+    arithmetic, to rounding, ~1e-16, in floating point) while
     ``H(0)`` keeps the law of a width-``m`` net (Arora et al. 2019, Sec. 4
     use a small init for the same purpose).
 
@@ -61,17 +75,26 @@ def _check_net(X, W, a):
     return X, W, a
 
 
+def _coef(scale: float, m: int) -> float:
+    """``scale / sqrt(m)`` as a Python float, so float32 arrays stay float32 (NEP 50)."""
+    return float(scale) / float(np.sqrt(m))
+
+
 def predict(X: np.ndarray, W: np.ndarray, a: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
     """Predictions ``u (n,)`` of the net on ``X (n, d)``."""
     X, W, a = _check_net(X, W, a)
     v.positive("scale", scale)
     Z = X @ W.T  # (n, m)
-    return np.maximum(Z, 0.0, out=Z) @ a * (scale / np.sqrt(W.shape[0]))
+    u = np.maximum(Z, 0.0, out=Z) @ a  # (n,)
+    u *= _coef(scale, W.shape[0])
+    return u
 
 
 def loss(u: np.ndarray, y: np.ndarray) -> float:
     """``L = 1/2 ||u - y||^2`` (Du et al. 2019, Eq. (2): a sum, no ``1/n``)."""
-    r = np.asarray(u) - np.asarray(y)
+    u = v.array("u", u, ndim=1)
+    y = v.array("y", y, ndim=1, shape=u.shape)
+    r = u - y
     return 0.5 * float(r @ r)
 
 
@@ -98,21 +121,101 @@ def gradients(
     X, W, a = _check_net(X, W, a)
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
     v.positive("scale", scale)
-    return _step_quantities(X, y, W, a, scale / np.sqrt(W.shape[0]), need_grad_a=True)
+    return _step_quantities(X, y, W, a, _coef(scale, W.shape[0]), need_grad_a=True)
 
 
-def _step_quantities(X, y, W, a, c, *, need_grad_a):
-    """Forward and backward pass on validated inputs; ``c = scale / sqrt(m)``."""
-    Z = X @ W.T  # (n, m), pre-activations
-    mask = Z >= 0  # (n, m), activation pattern 1{w_r.x_i >= 0}
-    R = np.multiply(Z, mask, out=Z)  # (n, m), relu(Z) in place
-    u = (R @ a) * c  # (n,)
+# --------------------------------------------------------------------------- the step
+class _Workspace:
+    """Buffers for one ``(n, d, m)`` problem, allocated once and reused at every step.
+
+    The neuron axis is cut into blocks ``[s, e)``; the activation pattern is
+    stored block after block (``mask[s * n : e * n]`` is block ``[s, e)`` as an
+    ``(n, e - s)`` array), so every block view is contiguous.
+    """
+
+    def __init__(self, n: int, d: int, m: int, dtype, block: int | None = None):
+        if block is None:
+            block = max(_MIN_BLOCK, _BLOCK_BYTES // (np.dtype(dtype).itemsize * n) // 64 * 64)
+        block = min(block, m)
+        self.n, self.d, self.m = n, d, m
+        self.blocks = [(s, min(s + block, m)) for s in range(0, m, block)]
+        self._Z = np.empty(n * block, dtype=dtype)  # pre-activations / pattern of one block
+        self._P = np.empty(block * d, dtype=dtype)  # one block of M^T B
+        self.mask = np.empty(n * m, dtype=bool)  # activation pattern 1{w_r.x_i >= 0}
+        self.B = np.empty((n, d), dtype=dtype)
+        self.u = np.empty(n, dtype=dtype)
+        self._u_block = np.empty(n, dtype=dtype)
+
+    def Z(self, s: int, e: int) -> np.ndarray:
+        return self._Z[: self.n * (e - s)].reshape(self.n, e - s)  # (n, b)
+
+    def P(self, s: int, e: int) -> np.ndarray:
+        return self._P[: (e - s) * self.d].reshape(e - s, self.d)  # (b, d)
+
+    def pattern(self, s: int, e: int, mask: np.ndarray | None = None) -> np.ndarray:
+        mask = self.mask if mask is None else mask
+        return mask[s * self.n : e * self.n].reshape(self.n, e - s)  # (n, b)
+
+
+def _forward(X, W, a, c, ws: _Workspace) -> np.ndarray:
+    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``."""
+    u = ws.u
+    u.fill(0.0)
+    for s, e in ws.blocks:
+        Z = np.matmul(X, W[s:e].T, out=ws.Z(s, e))  # (n, b)
+        np.greater_equal(Z, 0.0, out=ws.pattern(s, e))
+        np.maximum(Z, 0.0, out=Z)  # relu(Z)
+        u += np.matmul(Z, a[s:e], out=ws._u_block)
+    u *= c
+    return u
+
+
+def _backward(X, r, W, a, ws: _Workspace, *, coef, out, W_minus=None, grad_a=None, c=1.0):
+    """``out = coef diag(a) P`` with ``P = M^T (r * X)``, ``M = 1{X W^T >= 0}`` from ``ws.mask``.
+
+    With ``W_minus`` the result is ``W_minus - coef diag(a) P`` instead (the GD
+    update, written straight into ``out``). With ``grad_a`` (an ``(m,)`` buffer),
+    ``grad_a_r = c w_r . P_r = c sum_i r_i relu(w_r . x_i)``, since
+    ``relu(z) = z 1{z >= 0}``; it needs ``W`` unchanged until its block is done.
+    """
+    if grad_a is None:
+        # a folded into the pattern, coef into B: one pass per block, then the product
+        B = np.multiply(X, (coef * r)[:, None], out=ws.B)  # (n, d)
+        for s, e in ws.blocks:
+            M = np.multiply(ws.pattern(s, e), a[s:e], out=ws.Z(s, e))  # (n, b): a_r 1{.}
+            P = np.matmul(M.T, B, out=ws.P(s, e) if W_minus is not None else out[s:e])  # (b, d)
+            if W_minus is not None:
+                np.subtract(W_minus[s:e], P, out=out[s:e])
+        return
+    B = np.multiply(X, r[:, None], out=ws.B)  # (n, d)
+    for s, e in ws.blocks:
+        M = ws.Z(s, e)
+        np.copyto(M, ws.pattern(s, e))  # (n, b) in {0, 1}
+        P = np.matmul(M.T, B, out=ws.P(s, e))  # (b, d)
+        np.einsum("bd,bd->b", W[s:e], P, out=grad_a[s:e])
+        P *= (coef * a[s:e])[:, None]
+        if W_minus is not None:
+            np.subtract(W_minus[s:e], P, out=out[s:e])
+        else:
+            out[s:e] = P
+    grad_a *= c
+
+
+def _step_quantities(X, y, W, a, c, *, need_grad_a, ws: _Workspace | None = None):
+    """Forward and backward pass on validated inputs; ``c = scale / sqrt(m)``.
+
+    Returns ``(L, grad_W, grad_a, u)`` as :func:`gradients` does (``grad_a`` is
+    ``None`` unless ``need_grad_a``).
+    """
+    c = float(c)
+    if ws is None:
+        ws = _Workspace(X.shape[0], X.shape[1], W.shape[0], X.dtype)
+    u = _forward(X, W, a, c, ws).copy()  # (n,)
     r = u - y  # (n,), residual
     L = 0.5 * float(r @ r)
-    grad_a = (R.T @ r) * c if need_grad_a else None  # (m,)
-    M = np.multiply(mask, r[:, None], out=R)  # (n, m), 1{.} * r_i
-    grad_W = M.T @ X  # (m, d)
-    grad_W *= (a * c)[:, None]
+    grad_W = np.empty_like(W)  # (m, d)
+    grad_a = np.empty_like(a) if need_grad_a else None  # (m,)
+    _backward(X, r, W, a, ws, coef=c, out=grad_W, grad_a=grad_a, c=c)
     return L, grad_W, grad_a, u
 
 
@@ -124,19 +227,24 @@ def jacobian_W(X: np.ndarray, W: np.ndarray, a: np.ndarray, *, scale: float = 1.
     small nets only.
     """
     X, W, a = _check_net(X, W, a)
+    v.positive("scale", scale)
     n, m = X.shape[0], W.shape[0]
     mask = (X @ W.T >= 0).astype(X.dtype)  # (n, m)
     J = (mask * a)[:, :, None] * X[:, None, :]  # (n, m, d)
-    return J.reshape(n, -1) * (scale / np.sqrt(m))
+    J *= _coef(scale, m)
+    return J.reshape(n, -1)
 
 
+# --------------------------------------------------------------------------- training
 @dataclass
 class TrainResult:
     """What :func:`train` records.
 
-    ``loss`` has one entry per step, ``k = 0..steps`` (fewer if it diverged).
-    Traces listed in ``recorded_steps`` are taken every ``record_every`` steps
-    and at the last step:
+    ``loss`` has one entry per step, ``k = 0..steps``; after a divergence it
+    stops at the last finite value, ``k = diverged_step - 1``, and ``W``, ``a``,
+    ``u`` are the iterate of that step (never non-finite numbers). Traces listed
+    in ``recorded_steps`` are taken every ``record_every`` steps and at the last
+    step:
 
     - ``flip_fraction``: fraction of the ``m * n`` pairs ``(r, i)`` whose
       pattern ``1{w_r(k).x_i >= 0}`` differs from step 0 (Du et al. Lemma 3.2;
@@ -161,6 +269,30 @@ class TrainResult:
     extras: dict = field(default_factory=dict)
 
 
+class _Recorder:
+    """The traces of :class:`TrainResult`, from the step's own activation pattern."""
+
+    def __init__(self, X, W0, ws: _Workspace, *, track_kernel: bool):
+        self.X, self.W0, self.ws, self.track_kernel = X, W0, ws, track_kernel
+        self.mask0 = ws.mask.copy()  # pattern at step 0, filled by the first forward pass
+        self.steps, self.flips, self.rms, self.max, self.fro, self.lam = [], [], [], [], [], []
+
+    def __call__(self, k: int, W: np.ndarray) -> None:
+        ws = self.ws
+        changed = 0
+        for s, e in ws.blocks:  # block by block: no (n, m) temporary
+            changed += np.count_nonzero(ws.pattern(s, e) != ws.pattern(s, e, self.mask0))
+        D = W - self.W0  # (m, d)
+        sq = np.einsum("md,md->m", D, D)  # (m,), ||w_r(k) - w_r(0)||^2
+        self.steps.append(k)
+        self.flips.append(changed / self.mask0.size)
+        self.rms.append(float(np.sqrt(np.mean(sq))))
+        self.max.append(float(np.sqrt(sq.max())))
+        self.fro.append(float(np.sqrt(sq.sum())))
+        if self.track_kernel:
+            self.lam.append(float(np.linalg.eigvalsh(gram_h(self.X, W))[0]))
+
+
 def train(
     X: np.ndarray,
     y: np.ndarray,
@@ -175,26 +307,28 @@ def train(
     track_kernel: bool = False,
     on_divergence: str = "raise",
     progress: Callable[[int, int], None] | None = None,
+    block: int | None = None,
 ) -> TrainResult:
     """Full-batch gradient descent ``W(k+1) = W(k) - eta dL/dW`` (Du et al. 2019, Eq. (6)).
 
     Parameters
     ----------
     X : (n, d) ndarray; y : (n,) ndarray; W0 : (m, d) ndarray; a0 : (m,) ndarray
-        Not modified.
+        Not modified. The dtype of ``X`` (float32 or float64) is kept throughout.
     eta : float > 0, the step size.
     steps : int >= 0, number of GD steps.
     train_a : also update the output layer ``a`` (both layers trained).
     scale : output scale of the net (1 is the paper's model).
-    record_every : record the traces every this many steps (their cost is an
-        ``(n, m)`` comparison, an ``(m, d)`` norm and, with ``track_kernel``, an
-        ``H(W)`` build and eigensolve; the step itself costs two ``(n, m, d)``
-        matrix products).
+    record_every : record the traces every this many steps. A record reuses the
+        step's activation pattern and costs one ``(n, m)`` byte comparison and
+        an ``(m, d)`` norm (about ``1/d`` and ``1/n`` of the step's products);
+        with ``track_kernel`` also an ``H(W)`` build and eigensolve.
     track_kernel : record ``lambda_min(H(W(k)))`` at each recorded step.
     on_divergence : ``"raise"`` (a ``ValueError`` naming the step and the
-        stability limit ``2 / lambda_max(H(0))``) or ``"flag"`` (stop and return
-        with ``diverged=True``) when the loss becomes non-finite.
+        stability limit ``2 / lambda_max`` of the kernel at step 0) or ``"flag"``
+        (stop and return with ``diverged=True``) when the loss becomes non-finite.
     progress : called as ``progress(k, steps)`` after each recorded step.
+    block : neurons per block of the step (default: sized for the cache).
     """
     X, W0, a0 = _check_net(X, W0, a0)
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
@@ -202,65 +336,84 @@ def train(
     v.positive("steps", steps, integer=True, allow_zero=True)
     v.positive("scale", scale)
     v.positive("record_every", record_every, integer=True)
+    if block is not None:
+        v.positive("block", block, integer=True)
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"on_divergence: expected 'raise' or 'flag', got {on_divergence!r}")
 
+    n, d = X.shape
     m = W0.shape[0]
-    c = scale / np.sqrt(m)
-    W, a = W0.copy(), a0.copy()
-    mask0 = X @ W0.T >= 0  # (n, m)
+    c = _coef(scale, m)
+    coef = float(eta) * c
+    ws = _Workspace(n, d, m, X.dtype, block)
+    # two buffers per trained array: W(k+1) is written next to W(k), so the last
+    # finite iterate survives a divergence without a copy per step
+    W, W_next = W0.copy(), np.empty_like(W0)
+    a, a_next = a0.copy(), (np.empty_like(a0) if train_a else None)
+    grad_a = np.empty_like(a0) if train_a else None
     losses = np.empty(steps + 1)
-    rec_steps, flips, rms, mx, fro, lam = [], [], [], [], [], []
-
-    def record(k: int) -> None:
-        D = W - W0  # (m, d)
-        per_neuron = np.sqrt(np.einsum("md,md->m", D, D))  # (m,)
-        rec_steps.append(k)
-        flips.append(np.count_nonzero((X @ W.T >= 0) != mask0) / mask0.size)
-        rms.append(float(np.sqrt(np.mean(per_neuron**2))))
-        mx.append(float(per_neuron.max()))
-        fro.append(float(np.linalg.norm(D)))
-        if track_kernel:
-            lam.append(float(np.linalg.eigvalsh(gram_h(X, W))[0]))
-        if progress is not None:
-            progress(k, steps)
-
     diverged_step = None
     for k in range(steps + 1):
         with np.errstate(over="ignore", invalid="ignore"):
-            L, gW, ga, u = _step_quantities(X, y, W, a, c, need_grad_a=train_a)
-        losses[k] = L
+            u = _forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
+            r = u - y  # (n,)
+            L = 0.5 * float(r @ r)
         if not np.isfinite(L):
+            if k == 0:
+                raise ValueError(
+                    f"W0: the loss at step 0 is non-finite ({L}); the inputs overflow "
+                    f"{X.dtype} before any step is taken"
+                )
             diverged_step = k
             break
+        losses[k] = L
+        u_prev = u.copy()
+        if k == 0:
+            rec = _Recorder(X, W0, ws, track_kernel=track_kernel)
         if k % record_every == 0 or k == steps:
-            record(k)
+            rec(k, W)
+            if progress is not None:
+                progress(k, steps)
         if k == steps:
             break
-        W -= eta * gW
+        with np.errstate(over="ignore", invalid="ignore"):
+            _backward(X, r, W, a, ws, coef=coef, out=W_next, W_minus=W, grad_a=grad_a, c=c)
+            if train_a:
+                np.multiply(grad_a, -float(eta), out=a_next)
+                a_next += a
+        W, W_next = W_next, W
         if train_a:
-            a -= eta * ga
+            a, a_next = a_next, a
 
     if diverged_step is not None:
         if on_divergence == "raise":
-            lam_max = float(np.linalg.eigvalsh(gram_h(X, W0))[-1]) * scale**2
+            lam_max = _lambda_max_kernel(X, W0, train_a) * scale**2
             raise ValueError(
                 f"eta: the loss became non-finite at step {diverged_step}; eta={eta:g} "
-                f"exceeds the stability limit 2/lambda_max(H(0)) = {2.0 / lam_max:g}"
+                f"exceeds the stability limit 2/lambda_max = {2.0 / lam_max:g} of the kernel "
+                f"at step 0 ({'H(0) + G(0)' if train_a else 'H(0)'})"
             )
-        losses = losses[:diverged_step + 1]
-
+        losses = losses[:diverged_step]
+        W, a = W_next, (a_next if train_a else a)  # roll back to the last finite iterate
     return TrainResult(
         loss=losses,
         W=W,
         a=a,
-        u=u,
-        recorded_steps=np.asarray(rec_steps),
-        flip_fraction=np.asarray(flips),
-        move_rms=np.asarray(rms),
-        move_max=np.asarray(mx),
-        move_fro=np.asarray(fro),
-        lambda_min_H=np.asarray(lam) if track_kernel else None,
+        u=u_prev,
+        recorded_steps=np.asarray(rec.steps, dtype=int),
+        flip_fraction=np.asarray(rec.flips),
+        move_rms=np.asarray(rec.rms),
+        move_max=np.asarray(rec.max),
+        move_fro=np.asarray(rec.fro),
+        lambda_min_H=np.asarray(rec.lam) if track_kernel else None,
         diverged=diverged_step is not None,
         diverged_step=diverged_step,
     )
+
+
+def _lambda_max_kernel(X, W0, train_a: bool) -> float:
+    """``lambda_max`` of the step-0 kernel: ``H(0)``, plus ``G(0)`` if ``a`` trains."""
+    K = gram_h(X, W0)
+    if train_a:
+        K += gram_g(X, W0)
+    return float(np.linalg.eigvalsh(K)[-1])

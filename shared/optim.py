@@ -82,6 +82,7 @@ class Armijo:
     def __post_init__(self):
         v.in_range("c", self.c, 1e-12, 0.5)
         v.in_range("shrink", self.shrink, 1e-3, 0.999)
+        v.positive("max_halvings", self.max_halvings, integer=True)
 
     def init(self, x):
         return {"t": None, "evals": 0}
@@ -178,9 +179,15 @@ def minimize(
     schedule = lr if callable(lr) else constant(lr)
     if clip is not None:
         v.positive("clip", clip)
-        g_fn = lambda z: clip_by_norm(grad(z), clip)  # noqa: E731
-    else:
-        g_fn = grad
+    # grad(x_k) is evaluated once per step: the optimizer's call at the current
+    # iterate reuses the value just recorded (other points, e.g. Nesterov's
+    # look-ahead, are evaluated afresh)
+    cache = {"x": None, "g": None}
+
+    def g_fn(z):
+        g = cache["g"] if z is cache["x"] else grad(z)
+        return clip_by_norm(g, clip) if clip is not None else g
+
     state = optimizer.init(x)
     fs, gn, lrs, path = [], [], [], [x.copy()] if keep_path else None
     diverged = False
@@ -196,6 +203,7 @@ def minimize(
             break
         if k == steps:
             break
+        cache["x"], cache["g"] = x, gk
         lr_k = float(schedule(k))
         lrs.append(lr_k)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -247,7 +255,9 @@ def cosine(lr: float, *, total: int, lr_min: float = 0.0) -> Schedule:
     v.positive("lr", lr)
     v.positive("total", total, integer=True)
     v.positive("lr_min", lr_min, allow_zero=True)
-    return lambda k: lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * min(k, total) / total))
+    return lambda k: (
+        lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * min(k, total) / total))
+    )
 
 
 def warmup(schedule: Schedule, *, steps: int) -> Schedule:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import importlib
 import itertools
@@ -37,6 +38,7 @@ import tempfile
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -52,7 +54,7 @@ except ImportError:  # Windows: no advisory lock, one driver per table is on the
     fcntl = None
 
 #: Columns the runner writes next to the configuration and the metrics.
-RESERVED = ("seed", "root_seed", "runtime_s", "status", "error")
+RESERVED = ("seed", "root_seed", "runtime_s", "code", "status", "error")
 _SCALARS = (str, int, float, bool, type(None))
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -144,6 +146,27 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{at}"
 
 
+def sources_hash(module: str) -> str | None:
+    """Short SHA-256 of the ``.py`` sources of the package (or lone module) ``module`` is in.
+
+    ``None`` for ``__main__`` and for code that has no files (a notebook cell).
+    """
+    top = sys.modules.get(module.partition(".")[0]) if module != "__main__" else None
+    if getattr(top, "__path__", None):
+        files = [(p.relative_to(r), p) for r in map(Path, top.__path__) for p in r.rglob("*.py")]
+    elif getattr(top, "__file__", None):
+        files = [(Path(top.__file__).name, Path(top.__file__))]
+    else:
+        return None
+    h = hashlib.sha256()
+    for rel, path in sorted(files):
+        h.update(f"{rel}\0".encode() + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+_worker_sources_hash = functools.cache(sources_hash)  # what a worker imported, hashed once
+
+
 def _execute(task_fn: Callable, config: dict, seed: int, root_seed: int) -> dict:
     """Run one task in a worker; the task's own exceptions become an 'error' outcome."""
     t0 = time.perf_counter()
@@ -157,21 +180,19 @@ def _execute(task_fn: Callable, config: dict, seed: int, root_seed: int) -> dict
     return {
         "metrics": metrics,
         "runtime_s": time.perf_counter() - t0,
+        "code": _worker_sources_hash(task_fn.__module__),
         "status": status,
         "error": error,
     }
 
 
-def _failure(exc: BaseException) -> dict:
-    """The outcome of a task whose future failed (a lost worker, a broken pool)."""
-    return {"metrics": {}, "runtime_s": None, "status": "error", "error": _describe(exc)}
-
-
 def _outcome(future) -> dict:
+    """The worker's outcome, or an 'error' one when the future failed (lost worker, broken pool)."""
     try:
         return future.result()
     except Exception as exc:
-        return _failure(exc)
+        error = _describe(exc)
+        return {"metrics": {}, "runtime_s": None, "code": None, "status": "error", "error": error}
 
 
 # ---------------------------------------------------------------- the table
@@ -293,6 +314,30 @@ def _resume(
     return done, repair
 
 
+def _make_row(config: dict, seed: int, root_seed: int, res: dict, code: str | None) -> dict:
+    """A table row; a worker that imported other sources than the driver's is an error."""
+    status, error, metrics = res["status"], res["error"], res["metrics"]
+    if status == "ok" and None not in (code, res["code"]) and res["code"] != code:
+        status, metrics = "error", {}
+        error = (
+            f"stale worker: it imported sources {res['code']}, the driver has {code}; "
+            "restart the workers after changing the code"
+        )
+    row = {**config, "seed": seed, "root_seed": root_seed, **metrics}
+    row.update(runtime_s=res["runtime_s"], code=res["code"], status=status, error=error)
+    return row
+
+
+def _warn_other_code(rows, code: str | None, path: Path) -> None:
+    other = sorted({r.get("code") for r in rows} - {code, None})
+    if code is not None and other:
+        warnings.warn(
+            f"{path}: rows kept from earlier runs were computed by other sources ({other}; now "
+            f"{code}); delete those rows to recompute them",
+            stacklevel=3,
+        )
+
+
 # ---------------------------------------------------------------- executors
 
 
@@ -341,9 +386,10 @@ def _run_dask(task_fn, tasks, root_seed: int, scheduler: str, workers: int | Non
         )  # gathers each result as soon as its task ends
         try:
             for fut, res in done:
+                res = res if isinstance(res, dict) else _outcome(fut)  # else: raises, recorded
                 task = pending.pop(fut)
                 fut.release()  # the scheduler forgets it: a worker lost later is not re-run for it
-                yield task, res if isinstance(res, dict) else _failure(res)
+                yield task, res
         finally:
             client.cancel(list(pending))
 
@@ -415,7 +461,8 @@ def run_sweep(
     -------
     rows : one dict per task in grid order (configurations, then seeds): the
         config columns, ``seed``, ``root_seed``, the metrics, ``runtime_s``
-        (seconds inside ``task_fn``), ``status`` ('ok' or 'error') and ``error``.
+        (seconds inside ``task_fn``), ``code`` (:func:`sources_hash` of the
+        task's package in the worker), ``status`` ('ok' or 'error') and ``error``.
     """
     if not callable(task_fn):
         raise ValueError(f"task_fn: expected a function (config, rng) -> dict, got {task_fn!r}")
@@ -432,12 +479,14 @@ def run_sweep(
     tasks = [(c, s) for c in configs for s in seeds]
     keys = [task_key(c, s) for c, s in tasks]
 
+    code = sources_hash(task_fn.__module__)  # the sources on disk now
     table = _open_locked(out)
     try:
         rows, rewritten = _resume(out, list(grid), set(keys), root_seed)
         if rewritten:  # the rename made a new file: lock it before letting go of the old one
             table, old = _open_locked(out), table
             old.close()
+        _warn_other_code(rows.values(), code, out)
         todo = [t for t, k in zip(tasks, keys, strict=True) if k not in rows]
         meter = _Progress(len(tasks), len(tasks) - len(todo), progress)
         if todo:
@@ -447,8 +496,7 @@ def run_sweep(
                 runner = _run_dask(task_fn, todo, root_seed, scheduler, workers)
             with contextlib.closing(runner):
                 for (config, seed), res in runner:
-                    row = {**config, "seed": seed, "root_seed": root_seed, **res["metrics"]}
-                    row.update(runtime_s=res["runtime_s"], status=res["status"], error=res["error"])
+                    row = _make_row(config, seed, root_seed, res, code)
                     table.write(_dumps(row) + "\n")
                     table.flush()
                     os.fsync(table.fileno())

@@ -23,7 +23,7 @@ import pytest
 if importlib.util.find_spec("distributed") is None:  # a dev dependency: fail loudly, never skip
     raise ImportError("tests/test_sweep.py needs dask[distributed]; install the 'cluster' extra")
 
-from shared.sweep import figure1_task, main, read_table, run_sweep, task_rng
+from shared.sweep import figure1_task, main, read_table, run_sweep, sources_hash, task_rng
 
 TINY = {"m": [16, 256], "n": [20], "d": [10], "steps": [30]}
 
@@ -67,7 +67,7 @@ def marker_grid(folder: Path, xs, sleep=0.0) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster():
-    # imported here, not at the top: pool workers import this module to unpickle marker_task
+    # imported where used: pool workers import this module to unpickle marker_task
     from distributed import LocalCluster
 
     with LocalCluster(
@@ -271,6 +271,32 @@ def test_table_from_another_root_seed_is_refused(tmp_path):
     out.write_text(json.dumps({"x": 0, "seed": 0, "root_seed": 0, "status": "ok"}) + "\n")
     with pytest.raises(ValueError, match=r"root_seed: .* root_seed=0, got 1"):
         run_sweep(marker_task, {"x": [0]}, [0], out, root_seed=1, progress=False)
+
+
+def test_worker_with_stale_sources_is_an_error(cluster, tmp_path):
+    name = f"edited_{uuid.uuid4().hex[:8]}"
+    source = tmp_path / f"{name}.py"
+    source.write_text(
+        "import time\n\ndef task(config, rng):\n    time.sleep(0.05)\n    return {}\n"
+    )
+    from distributed import Client
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with Client(cluster.scheduler_address) as client:
+            client.run(sys.path.insert, 0, str(tmp_path))
+        task = importlib.import_module(name).task
+        where = {"scheduler": cluster.scheduler_address, "progress": False}
+        first = run_sweep(task, {"x": [0]}, range(8), tmp_path / "t.jsonl", **where)
+        assert {(r["status"], r["code"]) for r in first} == {("ok", sources_hash(name))}
+        source.write_text(source.read_text() + "# edited after the workers imported it\n")
+        with pytest.warns(UserWarning, match="computed by other sources"):
+            second = run_sweep(task, {"x": [0]}, range(10), tmp_path / "t.jsonl", **where)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert second[:8] == first
+    assert [r["status"] for r in second[8:]] == ["error", "error"]
+    assert all(r["error"].startswith("stale worker: it imported sources") for r in second[8:])
 
 
 def test_figure1_cli(cluster, tmp_path, capsys):

@@ -87,18 +87,20 @@ def monte_carlo(X: np.ndarray, draws: np.ndarray, repeats: int, *, rng) -> dict:
 
 
 def lam0_table(ns, ds, n_draws: int, *, rng) -> np.ndarray:
-    """Median of ``lam0`` over ``n_draws`` unit-sphere data sets per cell: ``(len(ns), len(ds))``."""
+    """Median ``lam0`` over ``n_draws`` unit-sphere data sets per cell: ``(len(ns), len(ds))``."""
     table = np.empty((len(ns), len(ds)))
     for i, n in enumerate(ns):
         for j, d in enumerate(ds):
-            lams = [kernels.lambda_min(kernels.h_inf(data.unit_sphere(n, d, rng=rng)))
-                    for _ in range(n_draws)]
+            lams = [
+                kernels.lambda_min(kernels.h_inf(data.unit_sphere(n, d, rng=rng)))
+                for _ in range(n_draws)
+            ]
             table[i, j] = np.median(lams)
     return table
 
 
 def degenerate(n: int, d: int, *, rng) -> dict:
-    """Spectra of ``H_inf`` for random, duplicated and antipodal inputs (``n`` points in ``R^d``)."""
+    """Spectra of ``H_inf`` for random, duplicated and antipodal inputs, ``n`` points in ``R^d``."""
     cases = {
         "random": data.unit_sphere(n, d, rng=rng),
         "duplicate": data.duplicate_inputs(n, d, n_copies=1, rng=rng),
@@ -118,11 +120,17 @@ def init_deviation(X: np.ndarray, widths: np.ndarray, n_inits: int, *, rng) -> d
     """Mean over inits of ``||H(0) - H_inf||_2`` at each width, and its fitted exponent in ``m``."""
     H = kernels.h_inf(X)
     d = X.shape[1]
-    dev = np.array([
-        np.mean([np.linalg.norm(kernels.gram_h(X, rng.standard_normal((m, d))) - H, 2)
-                 for _ in range(n_inits)])
-        for m in widths
-    ])
+    dev = np.array(
+        [
+            np.mean(
+                [
+                    np.linalg.norm(kernels.gram_h(X, rng.standard_normal((m, d))) - H, 2)
+                    for _ in range(n_inits)
+                ]
+            )
+            for m in widths
+        ]
+    )
     exponent, exponent_se = fit.power_law(widths.astype(float), dev)
     lam0 = kernels.lambda_min(H)
     return {
@@ -178,8 +186,11 @@ def plot(result: dict):
     t = np.linspace(0, max(4.5, z.max()), 200)
     ax.plot(t, 2 * np.exp(-(t**2) / 2) / np.sqrt(2 * np.pi), "k--", label="half-normal")
     ax.axvline(3.0, color="grey", lw=0.8)
-    ax.set(xlabel="z-score", ylabel="density",
-           title=f"(a) MC vs closed form: max z = {result['mc_max_z']:.2f}")
+    ax.set(
+        xlabel="z-score",
+        ylabel="density",
+        title=f"(a) MC vs closed form: max z = {result['mc_max_z']:.2f}",
+    )
     ax.legend()
 
     ax = axes[0, 1]
@@ -195,18 +206,29 @@ def plot(result: dict):
     ds = np.asarray(result["table_d"])
     for row, n, c in zip(table, result["table_n"], width_colors(len(table)), strict=True):
         ax.semilogy(ds, row, "o-", color=c, label=f"n = {n}")
-    ax.set(xlabel="input dimension d", ylabel=r"$\lambda_0$ (median of draws)",
-           title=r"(b) $\lambda_0$ on the unit sphere", xscale="log")
+    ax.set(
+        xlabel="input dimension d",
+        ylabel=r"$\lambda_0$ (median of draws)",
+        title=r"(b) $\lambda_0$ on the unit sphere",
+        xscale="log",
+    )
     ax.legend()
 
     ax = axes[1, 0]
-    labels = {"random": "random", "antipodal_d": "d antipodal pairs",
-              "antipodal_d1": "d+1 antipodal pairs", "duplicate": "one duplicate"}
+    labels = {
+        "random": "random",
+        "antipodal_d": "d antipodal pairs",
+        "antipodal_d1": "d+1 antipodal pairs",
+        "duplicate": "one duplicate",
+    }
     for name, lab in labels.items():
         lam = np.asarray(result[f"spectrum_{name}"])[:12]  # the smallest eigenvalues
         ax.semilogy(np.arange(1, lam.size + 1), np.maximum(np.abs(lam), 1e-18), ".-", label=lab)
-    ax.set(xlabel="eigenvalue index i (ascending)", ylabel=r"$|\lambda_i(H_\infty)|$",
-           title="(c) smallest eigenvalues of $H_\\infty$")
+    ax.set(
+        xlabel="eigenvalue index i (ascending)",
+        ylabel=r"$|\lambda_i(H_\infty)|$",
+        title="(c) smallest eigenvalues of $H_\\infty$",
+    )
     ax.legend()
 
     ax = axes[1, 1]
@@ -224,8 +246,11 @@ def plot(result: dict):
     ax.loglog(m, dev, "o-", label=f"measured, slope {result['dev_exponent']:.3f}")
     ax.loglog(m, dev[0] * np.sqrt(m[0] / m), "k--", label="$m^{-1/2}$")
     ax.axhline(result["dev_lam0"], color="C3", lw=0.8, label=r"$\lambda_0$")
-    ax.set(xlabel="width m", ylabel=r"$\|H(0) - H_\infty\|_2$ (mean of inits)",
-           title="(d) H(0) at init")
+    ax.set(
+        xlabel="width m",
+        ylabel=r"$\|H(0) - H_\infty\|_2$ (mean of inits)",
+        title="(d) H(0) at init",
+    )
     ax.legend(loc="lower left")
     return fig
 

@@ -21,14 +21,28 @@ import numpy as np
 from shared import data, fit, kernels, net
 from shared.plotting import subplots, width_colors
 
-QUICK = {"n": 30, "d": 10, "widths": (256, 512, 1024, 2048, 4096), "moderate": 1024,
-         "inits": 2, "steps": 150, "every": 10}
-FULL = {"n": 100, "d": 20, "widths": (512, 1024, 2048, 4096, 8192, 16384, 32768),
-        "moderate": 2048, "inits": 2, "steps": 200, "every": 10}
+QUICK = {
+    "n": 30,
+    "d": 10,
+    "widths": (256, 512, 1024, 2048, 4096),
+    "moderate": 1024,
+    "inits": 2,
+    "steps": 150,
+    "every": 10,
+}
+FULL = {
+    "n": 100,
+    "d": 20,
+    "widths": (512, 1024, 2048, 4096, 8192, 16384, 32768),
+    "moderate": 2048,
+    "inits": 2,
+    "steps": 200,
+    "every": 10,
+}
 
 
 def train_tracking_kernel(X, y, W0, a0, *, eta: float, steps: int, every: int) -> dict:
-    """GD in segments of ``every`` steps; after each, ``lambda_min(H(k))`` and ``||H(k) - H(0)||_2``.
+    """GD in segments of ``every`` steps, recording ``lambda_min(H(k))`` and ``||H(k) - H(0)||_2``.
 
     ``net.train`` records ``lambda_min(H(k))`` but not ``H(k)`` itself, so the
     run is split into segments and the drift is measured from the returned ``W``.
@@ -81,8 +95,9 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             if progress is not None:
                 progress(i * cfg["inits"] + j, total, f"m = {m}")
             W0, a0 = net.init_net(d, m, rng=rng)
-            tr = train_tracking_kernel(X, y, W0, a0, eta=eta, steps=cfg["steps"],
-                                       every=cfg["every"])
+            tr = train_tracking_kernel(
+                X, y, W0, a0, eta=eta, steps=cfg["steps"], every=cfg["every"]
+            )
             drift_max[i, j] = tr["drift"].max()
             ratio_min[i, j] = tr["lam_min"].min() / lam0
             ratio_init[i, j] = tr["lam_min"][0] / lam0
@@ -128,31 +143,51 @@ def plot(result: dict):
     ax.legend()
 
     ax = axes[0, 1]
-    for ratio, m, c in zip(result["trace_lam_min_ratio"], widths, colors, strict=True):
-        ax.plot(k, ratio, ".-", color=c, label=f"m = {m}")
+    for ratio, c in zip(result["trace_lam_min_ratio"], colors, strict=True):
+        ax.plot(k, ratio, ".-", color=c)
     ax.axhline(0.5, color="C3", ls="--", label=r"$\lambda_0 / 2$ (Thm 4.1)")
-    ax.set(xlabel="step k", ylabel=r"$\lambda_{min}(H(k)) / \lambda_0$",
-           title=r"smallest eigenvalue of $H(k)$", ylim=(0, None))
-    ax.legend(ncol=2)
+    ax.set(
+        xlabel="step k",
+        ylabel=r"$\lambda_{min}(H(k)) / \lambda_0$",
+        title=r"$\lambda_{min}(H(k))$, one init per width",
+        ylim=(0, 1.1),
+    )
+    ax.legend(loc="lower right")
 
     ax = axes[1, 0]
-    for drift, m, c in zip(result["trace_drift"], widths, colors, strict=True):
-        ax.plot(k, drift / result["lam0"], ".-", color=c, label=f"m = {m}")
-    ax.set(xlabel="step k", ylabel=r"$\|H(k) - H(0)\|_2 / \lambda_0$", title="kernel drift")
-    ax.legend()
+    for drift, c in zip(result["trace_drift"], colors, strict=True):
+        ax.plot(k, drift / result["lam0"], ".-", color=c)
+    ax.set(
+        xlabel="step k",
+        ylabel=r"$\|H(k) - H(0)\|_2 / \lambda_0$",
+        title="kernel drift (colours as in the loss panel)",
+    )
 
     ax = axes[1, 1]
     m = widths.astype(float)
     drift_all = np.asarray(result["drift_all"])
-    ax.loglog(np.repeat(m, drift_all.shape[1]), drift_all.ravel(), "o", color="0.7", ms=3,
-              label="each init")
-    ax.loglog(m, result["drift_mean"], "o-",
-              label=f"mean, slope {result['drift_exponent']:.2f} "
-                    f"$\\pm$ {result['drift_exponent_se']:.2f}")
+    ax.loglog(
+        np.repeat(m, drift_all.shape[1]),
+        drift_all.ravel(),
+        "o",
+        color="0.7",
+        ms=3,
+        label="each init",
+    )
+    ax.loglog(
+        m,
+        result["drift_mean"],
+        "o-",
+        label=f"mean, slope {result['drift_exponent']:.2f} "
+        f"$\\pm$ {result['drift_exponent_se']:.2f}",
+    )
     d0 = result["drift_mean"][0]
     ax.loglog(m, d0 * (m[0] / m) ** 0.5, "k--", lw=0.8, label="$m^{-1/2}$")
     ax.loglog(m, d0 * (m[0] / m), "k:", lw=0.8, label="$m^{-1}$")
     ax.set(xlabel="width m", ylabel=r"$\max_k \|H(k) - H(0)\|_2$", title="drift vs width")
+    ax.set_xticks(m, [str(int(w)) for w in m], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.tick_params(axis="x", labelsize=7)
     ax.legend()
     return fig
 

@@ -25,15 +25,22 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from shared import data, kernels, net
-from shared.plotting import subplots
+from shared.plotting import subplots, width_colors
 
 LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fraction p of labels replaced by coin flips
 QUICK = {
-    "synthetic": {"n": 40, "n_test": 400, "d": 10, "margin": 0.1, "m": 1000, "steps": 800,
-                  "draws": 3},
-    "digits": {"n": 60, "pair": (3, 8), "m": 1000, "steps": 500, "draws": 1},
+    "synthetic": {
+        "n": 40,
+        "n_test": 400,
+        "d": 10,
+        "margin": 0.1,
+        "m": 2000,
+        "steps": 600,
+        "draws": 2,
+    },
+    "digits": {"n": 50, "pair": (3, 8), "m": 1000, "steps": 300, "draws": 2},
 }
-FULL = {"digits": {"n": 200, "pair": (3, 8), "m": 8000, "steps": 2000, "draws": 2}}
+FULL = {"digits": {"n": 200, "pair": (3, 8), "m": 3000, "steps": 1200, "draws": 2}}
 
 
 def load_digits_pair(pair, *, n: int, rng: np.random.Generator):
@@ -59,7 +66,9 @@ def load_digits_pair(pair, *, n: int, rng: np.random.Generator):
     digits = load_digits()
     keep = np.isin(digits.target, pair)
     if n >= np.count_nonzero(keep):
-        raise ValueError(f"n: expected fewer than {np.count_nonzero(keep)} training digits, got {n}")
+        raise ValueError(
+            f"n: expected fewer than {np.count_nonzero(keep)} training digits, got {n}"
+        )
     order = rng.permutation(np.count_nonzero(keep))
     X_all = digits.data[keep][order].astype(np.float64)  # (N, 64)
     y_all = np.where(digits.target[keep][order] == pair[0], 1.0, -1.0)  # (N,)
@@ -70,8 +79,9 @@ def load_digits_pair(pair, *, n: int, rng: np.random.Generator):
 
 def load_synthetic(cfg: dict, rng: np.random.Generator):
     """``data.two_clusters`` split into ``n`` training and ``n_test`` test points."""
-    X_all, y_all = data.two_clusters(cfg["n"] + cfg["n_test"], cfg["d"], margin=cfg["margin"],
-                                     rng=rng)
+    X_all, y_all = data.two_clusters(
+        cfg["n"] + cfg["n_test"], cfg["d"], margin=cfg["margin"], rng=rng
+    )
     n = cfg["n"]
     return X_all[:n], y_all[:n], X_all[n:], y_all[n:]
 
@@ -85,15 +95,27 @@ def sweep(X, y, X_test, y_test, *, m: int, steps: int, draws: int, rng, progress
     -------
     dict of (len(LEVELS), draws) arrays: ``complexity``, ``distance``,
     ``predicted_distance`` (``sqrt(y^T H_inf^-1 y)``), ``test_error``,
-    ``train_error`` (against the corrupted labels), ``final_loss_ratio``; and
-    ``loss (len(LEVELS), steps + 1)`` of the first draw.
+    ``train_error`` (against the corrupted labels), ``final_loss_ratio``;
+    ``loss (len(LEVELS), steps + 1)`` of the first draw; and
+    ``expected_complexity (len(LEVELS),)``, the square root of the mean of
+    ``2 y_p^T H_inf^-1 y_p / n`` over independent flips at rate ``p / 2``.
     """
     n, d = X.shape
     H = kernels.h_inf(X)  # (n, n)
-    eta = 1.0 / np.linalg.eigvalsh(H)[-1]
+    lam = np.linalg.eigvalsh(H)  # (n,) ascending
+    eta = 1.0 / lam[-1]
+    # E[y_p^T H^-1 y_p] = (1 - p)^2 y^T H^-1 y + (1 - (1 - p)^2) tr(H^-1) for independent flips
+    keep = (1.0 - np.asarray(LEVELS)) ** 2  # (len(LEVELS),) correlation left with the truth
+    expected_sq = keep * kernels.rkhs_norm_sq(H, y) + (1.0 - keep) * np.sum(1.0 / lam)
     W0, a0 = net.init_net(d, m, rng=rng, antisymmetric=True)  # u(0) = 0
-    keys = ("complexity", "distance", "predicted_distance", "test_error", "train_error",
-            "final_loss_ratio")
+    keys = (
+        "complexity",
+        "distance",
+        "predicted_distance",
+        "test_error",
+        "train_error",
+        "final_loss_ratio",
+    )
     out = {k: np.empty((len(LEVELS), draws)) for k in keys}
     out["loss"] = np.empty((len(LEVELS), steps + 1))
     for i, p in enumerate(LEVELS):
@@ -112,6 +134,7 @@ def sweep(X, y, X_test, y_test, *, m: int, steps: int, draws: int, rng, progress
             if j == 0:
                 out["loss"][i] = res.loss / res.loss[0]
     out["eta"] = eta
+    out["expected_complexity"] = np.sqrt(2.0 * expected_sq / n)  # (len(LEVELS),)
     return out
 
 
@@ -145,50 +168,79 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             X, y, X_test, y_test = load_digits_pair(c["pair"], n=c["n"], rng=rng)
         else:
             X, y, X_test, y_test = load_synthetic(c, rng)
-        s = sweep(X, y, X_test, y_test, m=c["m"], steps=c["steps"], draws=c["draws"], rng=rng,
-                  progress=progress)
+        s = sweep(
+            X,
+            y,
+            X_test,
+            y_test,
+            m=c["m"],
+            steps=c["steps"],
+            draws=c["draws"],
+            rng=rng,
+            progress=progress,
+        )
         out.update(summarize(name, s))
         out[f"n_{name}"] = c["n"]
         out[f"n_test_{name}"] = len(y_test)
         out[f"width_{name}"] = c["m"]
         out[f"loss_{name}"] = s["loss"]
+        out[f"expected_complexity_{name}"] = s["expected_complexity"]
         for k in ("complexity", "distance", "predicted_distance", "test_error"):
             out[f"{k}_{name}"] = s[k]  # (len(LEVELS), draws)
     return out
+
+
+def _by_level(ax, p, values, color, label):
+    """Each draw as a faint dot, the mean over draws as a line."""
+    values = np.asarray(values)  # (len(LEVELS), draws)
+    ax.plot(np.repeat(p, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35, ms=4)
+    ax.plot(p, values.mean(axis=1), "o-", color=color, label=label)
 
 
 def plot(result: dict):
     names = list(result["datasets"])
     fig, axes = subplots(len(names), 4, width=3.3, height=2.8, squeeze=False)
     p = np.asarray(result["levels"])
+    colors = width_colors(len(p))[::-1]  # light = clean, dark = random
+    xlabel = "fraction p of labels randomised"
     for row, name in zip(axes, names, strict=True):
-        title = f"{name} (n = {result[f'n_{name}']}, m = {result[f'width_{name}']})"
         ax = row[0]
-        loss = np.asarray(result[f"loss_{name}"])
-        colors = [ax.get_figure().colormaps["viridis"](0.9 * i / (len(p) - 1)) for i in range(len(p))]
-        for q, curve, c in zip(p, loss, colors, strict=True):
+        for q, curve, c in zip(p, result[f"loss_{name}"], colors, strict=True):
             ax.semilogy(curve, color=c, label=f"p = {q:.1f}")
-        ax.set(xlabel="step k", ylabel="L(k) / L(0)", title=f"training loss, {title}")
+        ax.set(
+            xlabel="step k",
+            ylabel="L(k) / L(0)",
+            title=f"{name}: n = {result[f'n_{name}']}, m = {result[f'width_{name}']}",
+        )
         ax.legend(ncol=2)
 
         ax = row[1]
-        ax.plot(p, result[f"complexity_{name}"], "o-", color="C0")
-        ax.set(xlabel="fraction p of random labels", ylabel=r"$\sqrt{2 y^T H_\infty^{-1} y / n}$",
-               title="complexity measure", ylim=(0, None))
+        _by_level(ax, p, result[f"complexity_{name}"], "C0", "measured")
+        ax.plot(p, result[f"expected_complexity_{name}"], "k--", lw=0.9, label="expected")
+        ax.set(
+            xlabel=xlabel,
+            ylabel=r"$\sqrt{2 y^T H_\infty^{-1} y / n}$",
+            title="complexity measure",
+            ylim=(0, None),
+        )
+        ax.legend()
 
         ax = row[2]
-        ax.plot(p, result[f"distance_{name}"], "o-", color="C2", label="measured")
-        ax.plot(p, result[f"predicted_distance_{name}"], "k--", lw=0.9,
-                label=r"$\sqrt{y^T H_\infty^{-1} y}$")
-        ax.set(xlabel="fraction p of random labels", ylabel=r"$\|W - W(0)\|_F$",
-               title="distance from init", ylim=(0, None))
+        _by_level(ax, p, result[f"distance_{name}"], "C2", r"$\|W - W(0)\|_F$")
+        pred = np.asarray(result[f"predicted_distance_{name}"]).mean(axis=1)
+        ax.plot(p, pred, "k--", lw=0.9, label=r"$\sqrt{y^T H_\infty^{-1} y}$")
+        ax.set(xlabel=xlabel, ylabel="distance from init", title="distance moved", ylim=(0, None))
         ax.legend()
 
         ax = row[3]
-        ax.plot(p, result[f"test_error_{name}"], "o-", color="C3")
+        _by_level(ax, p, result[f"test_error_{name}"], "C3", "trained net")
         ax.axhline(0.5, color="0.6", ls=":", lw=0.9)
-        ax.set(xlabel="fraction p of random labels", ylabel="test error (clean labels)",
-               title=f"test error, {result[f'n_test_{name}']} test points", ylim=(0, 0.7))
+        ax.set(
+            xlabel=xlabel,
+            ylabel="test error (clean labels)",
+            title=f"test error, {result[f'n_test_{name}']} test points",
+            ylim=(0, 0.75),
+        )
     return fig
 
 

@@ -365,10 +365,9 @@ def plot(result: dict):
         label=rf"GD, best $\eta$ = {result['net_gd_best_c']:g}/$\lambda_{{max}}$: "
         f"{result['net_gd_best_steps']:.0f} steps",
     )
-    ax.semilogy(result["net_hb_loss"], color="C1", label=f"heavy ball: {result['net_hb_steps']:.0f} steps")
-    ax.semilogy(
-        result["net_nesterov_loss"], label=f"Nesterov: {result['net_nesterov_steps']:.0f} steps"
-    )
+    hb, nest = result["net_hb_steps"], result["net_nesterov_steps"]
+    ax.semilogy(result["net_hb_loss"], color="C1", label=f"heavy ball: {hb:.0f} steps")
+    ax.semilogy(result["net_nesterov_loss"], color="C2", label=f"Nesterov: {nest:.0f} steps")
     ax.axhline(1e-10, color="gray", lw=0.8, ls=":")
     ax.set(
         ylim=(1e-16, 3),

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from shared import data, fit, kernels, net
-from shared.plotting import subplots, width_colors
+from shared.plotting import subplots
 
 QUICK = {
     "n": 40,
@@ -104,6 +104,9 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         y, res = ys[key], converged[key]
         out[f"top_fraction_{key}"] = top_fraction(V, y, k_top)
         out[f"loss_ratio_K_{key}"] = res.loss[steps_curve] / res.loss[0]
+        out[f"predicted_loss_ratio_K_{key}"] = (
+            predicted[key][steps_curve] / predicted[key][0]
+        ) ** 2
         out[f"final_loss_ratio_{key}"] = res.loss[-1] / res.loss[0]
         out[f"distance_{key}"] = res.move_fro[-1]
         out[f"predicted_distance_{key}"] = np.sqrt(kernels.rkhs_norm_sq(H, y))
@@ -129,61 +132,78 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
 
 
 def plot(result: dict):
-    fig, axes = subplots(2, 2, width=4.3, height=3.2)
+    fig, axes = subplots(2, 3, width=3.9, height=3.1)
     colors = {"structured": "C0", "random": "C3"}
+    K = result["K"]
 
-    ax = axes[0, 0]
-    for key in LABELS:
-        r = np.asarray(result[f"residual_{key}"])
-        ax.semilogy(r, color=colors[key], label=f"{key} labels, measured")
-        ax.semilogy(result[f"predicted_residual_{key}"], "k--", lw=0.9)
-    ax.plot([], [], "k--", lw=0.9, label=r"$\sqrt{\sum_i (1-\eta\lambda_i)^{2k}(v_i\cdot y)^2}$")
-    ax.axvline(result["K"], color="0.6", lw=0.8, ls=":")
-    ax.set(
-        xlabel="step k",
-        ylabel=r"$\|y - u(k)\| / \|y\|$",
-        ylim=(1e-8, 1.5),
-        title=f"residual vs spectral prediction, m = {result['width_converge']}",
-    )
-    ax.legend(loc="lower left")
+    for ax, logy in ((axes[0, 0], False), (axes[0, 1], True)):
+        for key in LABELS:
+            r = np.asarray(result[f"residual_{key}"])
+            pred = np.asarray(result[f"predicted_residual_{key}"])
+            last = K + 1 if not logy else len(r)
+            ax.plot(r[:last], color=colors[key], label=f"{key} labels")
+            ax.plot(pred[:last], "k--", lw=0.9)
+        ax.plot(
+            [], [], "k--", lw=0.9, label=r"$\sqrt{\sum_i (1-\eta\lambda_i)^{2k}(v_i\cdot y)^2}$"
+        )
+        ax.set(xlabel="step k", ylabel=r"$\|y - u(k)\| / \|y\|$")
+    axes[0, 0].set(title=f"residual vs prediction, m = {result['width_converge']}", ylim=(0, 1.02))
+    axes[0, 0].legend()
+    axes[0, 1].set_yscale("log")
+    axes[0, 1].set(title="the same, whole run, log scale", ylim=(1e-8, 1.5))
+    axes[0, 1].axvline(K, color="0.6", lw=0.8, ls=":")
 
-    ax = axes[0, 1]
+    ax = axes[0, 2]
     widths = np.asarray(result["widths"], dtype=float)
     for key in LABELS:
         p = result[f"curve_error_exponent_{key}"]
-        ax.loglog(widths, result[f"curve_error_{key}"], "o-", color=colors[key],
-                  label=f"{key}: slope {p:.2f}")
+        ax.loglog(
+            widths,
+            result[f"curve_error_{key}"],
+            "o-",
+            color=colors[key],
+            label=f"{key}: slope {p:.2f}",
+        )
     ref = result["curve_error_random"][0] * (widths / widths[0]) ** -0.5
     ax.loglog(widths, ref, "k:", label="$m^{-1/2}$")
     ax.set(
         xlabel="width m",
-        ylabel=r"$\max_{k \leq K} |\mathrm{measured}-\mathrm{predicted}| / \|y\|$",
-        title="prediction error shrinks with width",
+        ylabel=f"max over k <= {K} of |gap| / ||y||",
+        title="prediction error vs width",
     )
     ax.legend()
 
     ax = axes[1, 0]
-    idx = np.arange(1, len(result["spectrum"]) + 1)
+    n = len(result["spectrum"])
+    idx = np.arange(1, n + 1)
     for key in LABELS:
-        ax.semilogy(idx, np.asarray(result[f"energy_{key}"]) + 1e-12, ".", color=colors[key],
-                    label=f"{key}: top {result['k_top']} hold "
-                    f"{100 * result[f'top_fraction_{key}']:.0f}%")
-    ax2 = ax.twinx()
-    ax2.semilogy(idx, result["spectrum"], color="0.5", lw=1.0)
-    ax2.set_ylabel(r"$\lambda_i$ (grey)")
-    ax2.grid(False)
+        ax.plot(idx, np.cumsum(result[f"energy_{key}"]), color=colors[key], label=key)
+    ax.plot(idx, idx / n, "k:", lw=0.9, label="random, expected k/n")
+    ax.axvline(result["k_top"], color="0.6", lw=0.8, ls="--")
     ax.set(
-        xlabel="eigenvector i (largest $\\lambda_i$ first)",
-        ylabel=r"$(v_i \cdot y)^2 / \|y\|^2$",
-        ylim=(1e-6, 1.5),
-        title=r"label energy on eigenvectors of $H_\infty$",
+        xlabel="k, number of top eigenvectors of $H_\\infty$",
+        ylabel=r"$\sum_{i \leq k} (v_i \cdot y)^2 / \|y\|^2$",
+        title=f"label energy on the top k (k = {result['k_top']} dashed)",
+        ylim=(0, 1.02),
     )
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower right")
 
     ax = axes[1, 1]
+    x = np.arange(len(LABELS))
+    measured = [result[f"loss_ratio_K_{key}"] for key in LABELS]
+    predicted = [result[f"predicted_loss_ratio_K_{key}"] for key in LABELS]
+    ax.bar(x - 0.2, measured, 0.4, color=[colors[k] for k in LABELS], label="measured")
+    ax.bar(x + 0.2, predicted, 0.4, color="0.75", label="spectral prediction")
+    ax.set_yscale("log")
+    ax.set_xticks(x, LABELS)
+    ax.set(ylabel=f"L({K}) / L(0)", title=f"loss after K = {K} steps")
+    ax.legend()
+
+    ax = axes[1, 2]
     for key in LABELS:
-        ax.plot(result[f"move_steps_{key}"], result[f"move_fro_{key}"], color=colors[key],
-                label=f"{key}")
+        ax.plot(
+            result[f"move_steps_{key}"], result[f"move_fro_{key}"], color=colors[key], label=key
+        )
         ax.axhline(result[f"predicted_distance_{key}"], color=colors[key], ls="--", lw=0.9)
     ax.plot([], [], "k--", lw=0.9, label=r"$\sqrt{y^T H_\infty^{-1} y}$")
     ax.set(xlabel="step k", ylabel=r"$\|W(k) - W(0)\|_F$", title="distance from init")

@@ -33,7 +33,7 @@ QUICK = {
         "m": 2000,
         "grid": [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8, 2.2, 2.5, 3.0, 3.5, 4.5],
         "steps": 300,
-        "lin_steps": 100,
+        "lin_steps": 60,
         "early": 3,
     },
     "margin_quad": 0.02,
@@ -42,20 +42,19 @@ QUICK = {
 FULL = {
     "quad": {"d": 200, "kappa": 100.0, "grid": np.linspace(0.02, 3.0, 150), "steps": 1000},
     "net": {
-        "n": 50,
+        "n": 40,
         "d": 20,
-        "m": 10000,
+        "m": 8000,
         "grid": np.concatenate(
-            [[0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8], np.arange(2.2, 6.1, 0.2)]
+            [[0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8], np.arange(2.2, 6.1, 0.4)]
         ),
-        "steps": 600,
-        "lin_steps": 200,
+        "steps": 500,
+        "lin_steps": 60,
         "early": 3,
     },
     "margin_quad": 0.02,
     "margin_net": 0.1,
 }
-REGIMES = ("monotone", "oscillatory", "divergent")
 
 
 def predicted_regime(c: float) -> str:
@@ -135,7 +134,7 @@ def net_objective(X, y, a, shape):
 
     def evaluate(w):
         if "w" not in last or not np.array_equal(last["w"], w):
-            if np.all(np.isfinite(w)) and np.max(np.abs(w)) < 1e150:
+            if np.all(np.isfinite(w)):
                 L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)
                 last.update(w=w.copy(), L=L, g=gW.ravel())
             else:
@@ -143,6 +142,19 @@ def net_objective(X, y, a, shape):
         return last
 
     return (lambda w: evaluate(w)["L"]), (lambda w: evaluate(w)["g"])
+
+
+def linearised_objective(J0, r0, w0):
+    """Loss and gradient of the net linearised at ``w0``: ``1/2 ||r0 + J0 (w - w0)||^2`` and
+    ``J0^T (r0 + J0 (w - w0))``, with ``J0 (n, m d)``; one residual per distinct ``w``."""
+    last = {}
+
+    def residual(w):
+        if "w" not in last or not np.array_equal(last["w"], w):
+            last.update(w=w.copy(), r=r0 + J0 @ (w - w0))  # (n,)
+        return last["r"]
+
+    return (lambda w: 0.5 * float(residual(w) @ residual(w))), (lambda w: J0.T @ residual(w))
 
 
 def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
@@ -164,6 +176,7 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
     r0 = net.predict(X, W0, a) - y  # (n,)
     w0 = W0.ravel()
     f_net, g_net = net_objective(X, y, a, W0.shape)
+    f_lin, g_lin = linearised_objective(J0, r0, w0)
 
     rows = {k: [] for k in ("early_mult", "first_curv", "early_regime", "relu_fate", "lin_fate")}
     rows["edge"], rows["lin_final"] = [], []
@@ -172,12 +185,12 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
         eta = c / lam_max
         with np.errstate(over="ignore", invalid="ignore"):
             lin = optim.minimize(
-                lambda w: 0.5 * float(np.sum((r0 + J0 @ (w - w0)) ** 2)),
-                lambda w: J0.T @ (r0 + J0 @ (w - w0)),
+                f_lin,
+                g_lin,
                 w0,
                 optimizer=optim.GD(),
                 lr=eta,
-                steps=steps,
+                steps=cfg["lin_steps"],
             )
             head = optim.minimize(
                 f_net, g_net, w0, optimizer=optim.GD(), lr=eta, steps=early, keep_path=True

@@ -25,10 +25,22 @@ from shared.plotting import subplots, width_colors
 TARGET = 1e-3  # converged: L(k) / L(0) <= TARGET within the budget
 DELTA = 0.1  # failure probability in Thm 4.1's width
 
-QUICK = {"n": 30, "d": 10, "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
-         "inits": 4, "budget": 500, "chunk": 50}
-FULL = {"n": 200, "d": 20, "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384),
-        "inits": 5, "budget": 1000, "chunk": 50}
+QUICK = {
+    "n": 30,
+    "d": 10,
+    "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+    "inits": 4,
+    "budget": 500,
+    "chunk": 50,
+}
+FULL = {
+    "n": 200,
+    "d": 20,
+    "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384),
+    "inits": 5,
+    "budget": 1000,
+    "chunk": 50,
+}
 
 
 def train_until(X, y, W0, a0, *, eta: float, budget: int, chunk: int) -> np.ndarray:
@@ -40,8 +52,7 @@ def train_until(X, y, W0, a0, *, eta: float, budget: int, chunk: int) -> np.ndar
     """
     W, losses = W0, []
     for _ in range(budget // chunk):
-        res = net.train(X, y, W, a0, eta=eta, steps=chunk, record_every=chunk,
-                        on_divergence="flag")
+        res = net.train(X, y, W, a0, eta=eta, steps=chunk, record_every=chunk, on_divergence="flag")
         losses.append(res.loss[:-1] if not res.diverged else np.append(res.loss[:-1], np.inf))
         if res.diverged:
             return np.concatenate(losses)
@@ -125,28 +136,43 @@ def plot(result: dict):
     for curve, m, c in zip(result["curves"], widths, colors, strict=True):
         ax.semilogy(np.arange(len(curve)), curve, color=c, label=f"m = {int(m)}")
     ax.axhline(TARGET, color="k", ls="--", lw=0.8)
-    ax.set(xlabel="step k", ylabel="L(k) / L(0)", title="GD loss, one init per width",
-           ylim=(3e-4, 2))
-    ax.legend(ncol=2, fontsize=7)
+    ax.set(
+        xlabel="step k", ylabel="L(k) / L(0)", title="GD loss, one init per width", ylim=(1e-6, 2)
+    )
+    ax.legend(ncol=3, fontsize=7, loc="lower left")
 
     ax = axes[0, 1]
     k_hit = np.asarray(result["steps_to_target"], dtype=float)
     m_all = np.repeat(widths, k_hit.shape[1])
     ok = np.isfinite(k_hit.ravel())
-    ax.semilogx(m_all[ok], k_hit.ravel()[ok], "o", color="C0", ms=4, label="converged inits")
-    ax.semilogx(m_all[~ok], np.full((~ok).sum(), result["budget"]), "v", color="C3", ms=4,
-                label="not converged (at the budget)")
+    ax.semilogx(m_all[ok], k_hit.ravel()[ok], "o", color="C0", ms=4, label="converged")
+    ax.semilogx(
+        m_all[~ok],
+        np.full((~ok).sum(), result["budget"]),
+        "v",
+        color="C3",
+        ms=4,
+        label="not converged",
+    )
     ax.axvline(n / d, color="C3", lw=0.8)
-    ax.set(xlabel="width m", ylabel=f"steps to L/L(0) <= {TARGET:g}",
-           title=f"steps needed (budget {result['budget']})", ylim=(0, 1.08 * result["budget"]))
+    ax.set(
+        xlabel="width m",
+        ylabel=f"steps to L/L(0) <= {TARGET:g}",
+        title=f"steps needed (triangles: not within {result['budget']})",
+        ylim=(0, 1.08 * result["budget"]),
+    )
     ax.legend(loc="upper right")
 
     ax = axes[1, 0]
     ax.semilogx(widths, result["converged_fraction"], "o-")
     ax.axvline(n / d, color="C3", lw=0.8, label="m = n / d")
     ax.axvline(result["m_empirical"], color="C2", ls="--", lw=0.8, label="empirical width")
-    ax.set(xlabel="width m", ylabel="fraction of inits converged", ylim=(-0.05, 1.05),
-           title=f"converged: L/L(0) <= {TARGET:g}")
+    ax.set(
+        xlabel="width m",
+        ylabel="fraction of inits converged",
+        ylim=(-0.05, 1.05),
+        title=f"converged: L/L(0) <= {TARGET:g}",
+    )
     ax.legend()
 
     ax = axes[1, 1]
@@ -157,8 +183,10 @@ def plot(result: dict):
     ax.set_xticks(range(3), names)
     for i, v in enumerate(vals):
         ax.text(i, v, f"{v:.3g}", ha="center", va="bottom")
-    ax.set(ylabel="width m", title=f"n = {n}, d = {d}, $\\lambda_0$ = {result['lam0']:.3f}, "
-                                   f"$\\delta$ = {DELTA}")
+    ax.set(
+        ylabel="width m",
+        title=f"n = {n}, d = {d}, $\\lambda_0$ = {result['lam0']:.3f}, $\\delta$ = {DELTA}",
+    )
     return fig
 
 

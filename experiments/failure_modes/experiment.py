@@ -1,0 +1,311 @@
+"""failure_modes: divergence, vanishing gradients and oscillation, each diagnosed by a number.
+
+Three ways gradient descent fails, produced on purpose:
+
+(a) Divergence. On the two-layer ReLU net of Du et al. (ICLR 2019, Eq. (1); first
+    layer ``W`` trained) the residual evolves as ``r(k+1) = (I - eta H(0)) r(k)``
+    exactly while no activation pattern flips (the net is linear in ``W`` between
+    flips), so above ``eta = 2 / lambda_max(H(0))`` the top mode grows by
+    ``|1 - eta lambda_max|`` per step and the loss explodes. Clipping the gradient
+    norm to ``c`` (``minimize(clip=c)``) caps every move at ``eta c``: the loss no
+    longer explodes, but with a constant step the effective step
+    ``eta min(1, c / ||grad||)`` locks at ``2 / lambda_max(H)`` and the loss parks on
+    a plateau ``L* = (eta c lambda_max / 2)^2 / (2 lambda_max)``; clipping plus a
+    decaying schedule converges.
+(b) Vanishing gradients. In a deep sigmoid (or small-weight tanh) chain
+    ``h_l = phi(W_l h_{l-1})`` the backpropagated signal
+    ``delta_l = phi'(z_l) * W_{l+1}^T delta_{l+1}`` shrinks by about
+    ``sigma_w rms(phi'(z_l))`` per layer (``W_l`` entries ``N(0, sigma_w^2 / N)``);
+    the fitted per-layer factor is compared with that product of derivative factors.
+(c) Oscillation. For ``1 / lambda_max < eta < 2 / lambda_max`` the top-mode
+    component of the residual is multiplied by ``1 - eta lambda_max in (-1, 0)``:
+    its sign flips at every step while the loss still converges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from shared import data, kernels, net, optim
+from shared.plotting import subplots
+
+P_DIVERGE = 2.5  # eta = P_DIVERGE * 2 / lambda_max(H(0)) in part (a)
+CLIP_FRACTION = 0.01  # clip threshold as a fraction of ||grad L(W0)||
+P_OSC, P_MONO = 1.5, 0.5  # eta * lambda_max(H(0)) in part (c): oscillating / monotone
+
+
+# --------------------------------------------------------------------------- shared pieces
+def _objective(X, y, a, shape):
+    """``f(w)``, ``grad(w)`` of ``L(W)`` in ``w = vec(W)``, one pass per distinct ``w``;
+    non-finite ``w`` gives ``f = inf`` (a diverged run)."""
+    last = {"w": None, "val": None}
+
+    def evaluate(w):
+        if last["w"] is None or not np.array_equal(last["w"], w):
+            if np.all(np.isfinite(w)):
+                L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)
+                val = (L, gW.ravel())
+            else:
+                val = (np.inf, np.full(w.shape, np.nan))
+            last["w"], last["val"] = w.copy(), val
+        return last["val"]
+
+    return (lambda w: evaluate(w)[0]), (lambda w: evaluate(w)[1])
+
+
+def _top_mode_components(X, y, a, W0, v1, *, eta, steps):
+    """``v1 . (u(k) - y)`` for ``k = 0..steps`` of plain GD at ``eta`` (steps+1,)."""
+    f, g = _objective(X, y, a, W0.shape)
+    res = optim.minimize(
+        f, g, W0.ravel(), optimizer=optim.GD(), lr=eta, steps=steps, keep_path=True
+    )
+    return np.array([v1 @ (net.predict(X, w.reshape(W0.shape), a) - y) for w in res.path])
+
+
+# --------------------------------------------------------------------------- (a) divergence
+def divergence(X, y, W0, a0, *, steps: int, n_lin: int) -> dict:
+    """GD at ``eta = P_DIVERGE * 2 / lambda_max(H(0))``: plain, clipped, clipped + cosine."""
+    lam, V = np.linalg.eigh(kernels.gram_h(X, W0))  # ascending, V (n, n)
+    lam_max, v1 = float(lam[-1]), V[:, -1]
+    eta = P_DIVERGE * 2.0 / lam_max
+    f, g = _objective(X, y, a0, W0.shape)
+    w0 = W0.ravel()
+    clip = CLIP_FRACTION * float(np.linalg.norm(g(w0)))
+
+    plain = optim.minimize(f, g, w0, optimizer=optim.GD(), lr=eta, steps=steps)
+    c = _top_mode_components(X, y, a0, W0, v1, eta=eta, steps=n_lin)  # (n_lin + 1,)
+    growth = float(np.exp(np.mean(np.log(np.abs(c[1:] / c[:-1])))))
+
+    clipped = optim.minimize(f, g, w0, optimizer=optim.GD(), lr=eta, steps=steps, clip=clip)
+    lam_end = float(np.linalg.eigvalsh(kernels.gram_h(X, clipped.x.reshape(W0.shape)))[-1])
+    eff = eta * np.minimum(1.0, clip / clipped.grad_norm[:-1])  # (steps,) effective step
+    plateau_pred = (eta * clip * lam_end / 2.0) ** 2 / (2.0 * lam_end)
+    q = max(1, steps // 10)
+
+    decayed = optim.minimize(
+        f, g, w0, optimizer=optim.GD(), lr=optim.cosine(eta, total=steps), steps=steps, clip=clip
+    )
+    L0 = plain.f[0]
+    return {
+        "a_eta_times_lam_max": eta * lam_max,
+        "a_growth_measured": growth,
+        "a_growth_pred": abs(1.0 - eta * lam_max),
+        "a_growth_ratio": growth / abs(1.0 - eta * lam_max),
+        "a_plain_diverged": bool(plain.diverged),
+        "a_plain_steps_to_overflow": len(plain.f) - 1,
+        "a_clipped_max_ratio": float(np.max(clipped.f[1:]) / L0),
+        "a_clipped_final_ratio": float(clipped.f[-1] / L0),
+        "a_clipped_plateau_over_pred": float(np.median(clipped.f[-q:]) / plateau_pred),
+        "a_plateau_pred_ratio": plateau_pred / L0,
+        "a_clipped_eff_step_over_edge": float(np.median(eff[-q:]) * lam_end / 2.0),
+        "a_clipped_sharpness_change": lam_end / lam_max,
+        "a_decayed_final_ratio": float(decayed.f[-1] / L0),
+        "a_loss_plain": plain.f / L0,
+        "a_loss_clipped": clipped.f / L0,
+        "a_loss_decayed": decayed.f / L0,
+        "a_eff_step_clipped": eff * lam_max / 2.0,
+        "a_top_mode": c,
+    }
+
+
+# --------------------------------------------------------------------------- (b) vanishing
+def deep_chain_gradients(x, y, Ws, phi: str):
+    """Forward and backward pass of ``h_l = phi(W_l h_{l-1})``, loss ``1/2 ||h_D - y||^2``.
+
+    Parameters
+    ----------
+    x, y : (N,) ndarrays, input and target; Ws : list of D (N, N) ndarrays;
+    phi : ``"sigmoid"`` or ``"tanh"``.
+
+    Returns
+    -------
+    delta_norms : (D,) ndarray, ``||dL/dz_l||`` for ``l = 1..D``
+    grad_norms : (D,) ndarray, ``||dL/dW_l||_F = ||dL/dz_l|| ||h_{l-1}||``
+    rms_dphi : (D,) ndarray, ``rms(phi'(z_l))``; times ``sigma_w`` it is the mean-field
+        factor by which the backward pass rescales ``dL/dz`` at layer ``l``.
+    """
+    act = expit if phi == "sigmoid" else np.tanh
+    hs, zs = [x], []
+    for W in Ws:
+        zs.append(W @ hs[-1])  # (N,)
+        hs.append(act(zs[-1]))
+    dphi = [(act(z) * (1 - act(z))) if phi == "sigmoid" else 1 - np.tanh(z) ** 2 for z in zs]
+    delta = (hs[-1] - y) * dphi[-1]  # (N,), dL/dz_D
+    deltas = [delta]
+    for W, dp in zip(Ws[:0:-1], dphi[-2::-1], strict=True):
+        delta = dp * (W.T @ delta)  # chain rule through z_{l+1} = W_{l+1} h_l, h_l = phi(z_l)
+        deltas.append(delta)
+    deltas = deltas[::-1]  # deltas[l] = dL/dz_{l+1}, l = 0..D-1
+    delta_norms = np.array([np.linalg.norm(dl) for dl in deltas])
+    grad_norms = delta_norms * np.array([np.linalg.norm(h) for h in hs[:-1]])
+    rms_dphi = np.array([np.sqrt(np.mean(dp**2)) for dp in dphi])
+    return delta_norms, grad_norms, rms_dphi
+
+
+def vanishing(rng, *, N: int, depth: int, phi: str, sigma_w: float) -> dict:
+    """A random chain of ``depth`` layers of width ``N``; fitted against predicted factor."""
+    Ws = [rng.standard_normal((N, N)) * (sigma_w / np.sqrt(N)) for _ in range(depth)]
+    x = rng.standard_normal(N)  # (N,), ||x||^2 ~ N
+    y = rng.standard_normal(N)
+    delta_norms, grad_norms, rms_dphi = deep_chain_gradients(x, y, Ws, phi)
+    skip = depth // 5  # leave out the top layers, where activations settle to their fixed point
+    layers = np.arange(1, depth + 1)
+    fit = slice(0, depth - skip)
+    slope, _ = np.polyfit(layers[fit], np.log(delta_norms[fit]), 1)
+    measured = float(np.exp(-slope))  # factor per layer going down
+    predicted = float(np.exp(np.mean(np.log(sigma_w * rms_dphi[fit]))))
+    return {
+        "factor_measured": measured,
+        "factor_pred": predicted,
+        "log10_first_over_last": float(np.log10(grad_norms[0] / grad_norms[-1])),
+        "delta_norms": delta_norms,
+        "grad_norms": grad_norms,
+    }
+
+
+# --------------------------------------------------------------------------- (c) oscillation
+def oscillation(X, y, W0, a0, *, steps: int, n_window: int) -> dict:
+    """GD at ``eta lambda_max(H(0)) = P_OSC`` and ``P_MONO``: sign flips of the top mode."""
+    lam, V = np.linalg.eigh(kernels.gram_h(X, W0))
+    lam_max, v1 = float(lam[-1]), V[:, -1]
+    f, g = _objective(X, y, a0, W0.shape)
+    out = {}
+    for key, p in (("osc", P_OSC), ("mono", P_MONO)):
+        eta = p / lam_max
+        res = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=eta, steps=steps)
+        c = _top_mode_components(X, y, a0, W0, v1, eta=eta, steps=n_window)  # (n_window + 1,)
+        flips = np.sign(c[1:]) != np.sign(c[:-1])
+        ratio = c[1:] / c[:-1]
+        out[f"c_{key}_flip_fraction"] = float(np.mean(flips))
+        out[f"c_{key}_factor_measured"] = float(np.median(ratio[:3]))
+        out[f"c_{key}_factor_pred"] = 1.0 - p
+        out[f"c_{key}_factor_ratio"] = out[f"c_{key}_factor_measured"] / (1.0 - p)
+        out[f"c_{key}_final_ratio"] = float(res.f[-1] / res.f[0])
+        out[f"c_{key}_top_mode"] = c
+        out[f"c_{key}_loss"] = res.f / res.f[0]
+    return out
+
+
+# --------------------------------------------------------------------------- experiment
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """The three failure modes on one data set (a, c) and on random deep chains (b)."""
+    rng = np.random.default_rng(seed)
+    n, d, m, steps = (40, 10, 2000, 600) if quick else (100, 20, 4000, 1500)
+    N, depth = (64, 30) if quick else (256, 100)
+    X = data.unit_sphere(n, d, rng=rng)  # (n, d)
+    y = data.gaussian_labels(n, rng=rng)  # (n,)
+    W0, a0 = net.init_net(d, m, rng=rng)  # (m, d), (m,)
+    rng_b = rng.spawn(1)[0]
+
+    out = {"n": n, "d": d, "m": m, "N": N, "depth": depth}
+    out.update(divergence(X, y, W0, a0, steps=steps, n_lin=2))
+    if progress is not None:
+        progress(1, 3, "divergence and clipping")
+    for key, phi, sigma_w in (("sigmoid", "sigmoid", 1.0), ("tanh_small", "tanh", 0.5)):
+        v = vanishing(rng_b, N=N, depth=depth, phi=phi, sigma_w=sigma_w)
+        out[f"b_{key}_factor_measured"] = v["factor_measured"]
+        out[f"b_{key}_factor_pred"] = v["factor_pred"]
+        out[f"b_{key}_factor_ratio"] = v["factor_measured"] / v["factor_pred"]
+        out[f"b_{key}_log10_first_over_last"] = v["log10_first_over_last"]
+        out[f"b_{key}_delta_norms"] = v["delta_norms"]
+        out[f"b_{key}_grad_norms"] = v["grad_norms"]
+    if progress is not None:
+        progress(2, 3, "vanishing gradients")
+    out.update(oscillation(X, y, W0, a0, steps=steps // 2, n_window=8))
+    if progress is not None:
+        progress(3, 3, "oscillation")
+    return out
+
+
+def plot(result: dict):
+    """One panel per diagnosis: loss and effective step (a), per-layer signal (b), top mode (c)."""
+    fig, axes = subplots(2, 2, width=4.6, height=3.4)
+    ax = axes[0, 0]
+    for key, lab in (
+        ("a_loss_plain", "constant, no clipping"),
+        ("a_loss_clipped", "constant, clipped"),
+        ("a_loss_decayed", "cosine, clipped"),
+    ):
+        L = np.asarray(result[key], dtype=float)
+        shown = np.flatnonzero(L < 1e200)  # beyond, the log axis itself overflows
+        ax.semilogy(shown, L[shown], label=lab)
+    ax.axhline(
+        result["a_plateau_pred_ratio"],
+        color="k",
+        ls=":",
+        lw=0.8,
+        label=r"predicted plateau $(\eta c \lambda_{max}/2)^2 / (2\lambda_{max})$",
+    )
+    ax.set_ylim(1e-30, 1e15)  # the unclipped run leaves the axis upwards
+    ax.set(
+        xlabel="step k",
+        ylabel="L(k) / L(0)",
+        title=rf"(a) divergence at $\eta\lambda_{{max}}(H(0))$"
+        rf" = {result['a_eta_times_lam_max']:.1f}",
+    )
+    ax.legend()
+
+    ax = axes[0, 1]
+    ax.plot(
+        result["a_eff_step_clipped"], color="C1", label=r"clipped: $\eta\,\min(1, c/\|\nabla L\|)$"
+    )
+    ax.axhline(1.0, color="0.4", ls=":", lw=0.8, label=r"edge $2/\lambda_{max}(H(0))$")
+    ax.set(
+        xlabel="step k",
+        ylabel=r"effective step / $(2/\lambda_{max}(H(0)))$",
+        title="(a) clipped: effective step locks at the edge",
+    )
+    ax.legend()
+
+    ax = axes[1, 0]
+    depth = result["depth"]
+    layers = np.arange(1, depth + 1)
+    for key, lab in (
+        ("sigmoid", r"sigmoid, $\sigma_w = 1$"),
+        ("tanh_small", r"tanh, $\sigma_w = 0.5$"),
+    ):
+        dn = result[f"b_{key}_delta_norms"]
+        ax.semilogy(
+            layers,
+            dn / dn[-1],
+            label=f"{lab}: measured {result[f'b_{key}_factor_measured']:.3f}/layer",
+        )
+        ax.semilogy(
+            layers, result[f"b_{key}_factor_pred"] ** (depth - layers), ":", color="k", lw=0.8
+        )
+    ax.set(
+        xlabel="layer l",
+        ylabel=r"$\|\partial L/\partial z_l\| / \|\partial L/\partial z_D\|$",
+        title="(b) vanishing gradients (dotted: predicted factor)",
+    )
+    ax.legend()
+
+    ax = axes[1, 1]
+    for key, lab in (
+        ("osc", rf"$\eta\lambda_{{max}}$ = {P_OSC}"),
+        ("mono", rf"$\eta\lambda_{{max}}$ = {P_MONO}"),
+    ):
+        cc = np.asarray(result[f"c_{key}_top_mode"])
+        pred = result[f"c_{key}_factor_pred"] ** np.arange(len(cc))
+        (line,) = ax.plot(
+            cc / cc[0],
+            "o-",
+            ms=3,
+            label=f"{lab}: flips {result[f'c_{key}_flip_fraction']:.0%} of steps",
+        )
+        ax.plot(pred, ":", color=line.get_color(), lw=0.9)
+    ax.axhline(0.0, color="k", lw=0.7)
+    ax.set(
+        xlabel="step k",
+        ylabel=r"$v_1 \cdot (u(k) - y)$ / its start",
+        title=r"(c) top-mode residual (dotted: $(1 - \eta\lambda_{max})^k$)",
+    )
+    ax.legend()
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))

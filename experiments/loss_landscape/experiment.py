@@ -1,0 +1,226 @@
+"""loss_landscape: slices of the loss along the GD path, narrow versus wide net.
+
+The same data are fitted by a narrow and a wide two-layer ReLU net (Du et al.,
+ICLR 2019, Eq. (1); first layer ``W`` trained by full-batch GD at
+``eta = 1 / lambda_max(H(0))``). After ``K`` steps we slice the loss
+
+- along the path: ``L(t) = L(W0 + t (W_K - W0))``, ``t in [-0.5, 1.5]`` (1-D);
+- on the plane ``W0 + alpha (W_K - W0) + beta D``, with ``D`` a Gaussian direction
+  filter-normalised (Li et al., NeurIPS 2018, Sec. 4) so that each neuron's row
+  ``D_r`` has the length of that neuron's move ``||w_r(K) - w_r(0)||`` (2-D).
+
+In the kernel regime the net is (nearly) linear in ``W`` along the path, so the
+slice is a convex quadratic with its minimum at ``t ~ 1`` and near-zero loss
+there (Du et al. Sec. 4; Lee et al. 2019). A narrow net moves a larger fraction
+of its weights (``||W_K - W0||_F / ||W0||_F ~ m^{-1/2}``), flips more activation
+patterns along the line, and its slice is a visibly piecewise quadratic with
+concave kinks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import data, kernels, net
+from shared.plotting import subplots, width_colors
+
+
+def slice_1d(X, y, W0, a, delta, t):
+    """``L(W0 + t delta)`` for each ``t`` (T,)."""
+    return np.array([net.loss(net.predict(X, W0 + s * delta, a), y) for s in t])
+
+
+def slice_2d(X, y, W0, a, delta, D, alpha, beta):
+    """``L(W0 + alpha delta + beta D)`` on the grid, shape (len(beta), len(alpha))."""
+    return np.array(
+        [[net.loss(net.predict(X, W0 + s * delta + b * D, a), y) for s in alpha] for b in beta]
+    )
+
+
+def filter_normalised(delta, *, rng):
+    """Gaussian direction whose row ``r`` has length ``||delta_r||`` (Li et al. 2018, Sec. 4)."""
+    G = rng.standard_normal(delta.shape)  # (m, d)
+    scale = np.linalg.norm(delta, axis=1) / np.linalg.norm(G, axis=1)  # (m,)
+    return G * scale[:, None]
+
+
+def quadratic_r2(x, L) -> float:
+    """Fraction of the variance of ``L`` explained by a least-squares quadratic in ``x``."""
+    resid = L - np.polyval(np.polyfit(x, L, 2), x)
+    return float(1.0 - resid @ resid / np.sum((L - L.mean()) ** 2))
+
+
+def quadratic_r2_2d(A, B, L) -> float:
+    """Same for a full quadratic in two variables (6 coefficients) on the grid."""
+    a, b, z = A.ravel(), B.ravel(), L.ravel()
+    M = np.column_stack([np.ones_like(a), a, b, a * a, a * b, b * b])
+    coef, *_ = np.linalg.lstsq(M, z, rcond=None)
+    resid = z - M @ coef
+    return float(1.0 - resid @ resid / np.sum((z - z.mean()) ** 2))
+
+
+def convexity_violation(L) -> float:
+    """Worst negative second difference relative to the mean second difference along the slice:
+    0 for a convex slice, about 1 when a concave kink is as sharp as the average curvature."""
+    d2 = L[2:] - 2.0 * L[1:-1] + L[:-2]  # (T - 2,)
+    return float(max(0.0, -d2.min()) / np.mean(np.abs(d2)))
+
+
+def monotone_increase(L, t) -> float:
+    """Largest rise between neighbouring grid points of the slice on ``t in [0, 1]``, over L(0)."""
+    inside = (t >= -1e-12) & (t <= 1.0 + 1e-12)
+    seg = L[inside]
+    return float(max(0.0, np.max(np.diff(seg))) / seg[0])
+
+
+def curvature_along(X, y, W, a, V, *, h: float = 1e-4) -> float:
+    """Second derivative of ``L`` at ``W`` along ``V`` by a central second difference,
+    ``||J(W) V||^2`` exactly when no pattern flips within ``h`` (the net is linear in ``W``)."""
+    L = [net.loss(net.predict(X, W + s * h * V, a), y) for s in (-1.0, 0.0, 1.0)]
+    return (L[0] - 2.0 * L[1] + L[2]) / h**2
+
+
+def expected_random_curvature(X, W, D) -> float:
+    """``E ||J(W) G||^2`` for a Gaussian ``G`` with the row norms of ``D``:
+    ``(1 / (m d)) sum_r ||D_r||^2 #{i : w_r.x_i >= 0}`` for unit inputs, since
+    ``E (G_r.x_i)^2 = ||D_r||^2 / d``."""
+    m, d = W.shape
+    active = np.sum(X @ W.T >= 0, axis=0)  # (m,), inputs on which neuron r is active
+    return float(np.sum(np.sum(D**2, axis=1) * active) / (m * d))
+
+
+def _one_net(X, y, m, *, steps, t, alpha, beta, rng):
+    """Train one net of width ``m`` on ``W`` and measure its 1-D and 2-D slices."""
+    d = X.shape[1]
+    W0, a0 = net.init_net(d, m, rng=rng)
+    eta = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W0))[-1]
+    res = net.train(X, y, W0, a0, eta=eta, steps=steps, record_every=steps)
+    delta = res.W - W0  # (m, d), the path direction
+    D = filter_normalised(delta, rng=rng)
+    L1 = slice_1d(X, y, W0, a0, delta, t)
+    L2 = slice_2d(X, y, W0, a0, delta, D, alpha, beta)
+    A, B = np.meshgrid(alpha, beta)
+    j_min = np.unravel_index(np.argmin(L2), L2.shape)
+    curv_path = curvature_along(X, y, res.W, a0, delta)  # ||J delta||^2
+    curv_rand = curvature_along(X, y, res.W, a0, D)  # ||J D||^2
+    return {
+        "flat_ratio": curv_rand / curv_path,
+        "flat_ratio_pred": expected_random_curvature(X, res.W, D) / curv_path,
+        "final_ratio": float(res.loss[-1] / res.loss[0]),
+        "quad_r2": quadratic_r2(t, L1),
+        "quad_r2_2d": quadratic_r2_2d(A, B, L2),
+        "convexity_violation": convexity_violation(L1),
+        "monotone_increase": monotone_increase(L1, t),
+        "rel_move": float(np.linalg.norm(delta) / np.linalg.norm(W0)),
+        "move_fro": float(np.linalg.norm(delta)),
+        "argmin_alpha": float(alpha[j_min[1]]),
+        "argmin_beta": float(beta[j_min[0]]),
+        "slice_1d": L1 / res.loss[0],
+        "slice_2d": L2 / res.loss[0],
+        "loss": res.loss / res.loss[0],
+    }
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """A narrow and a wide net on the same data; their slices and the orderings between them."""
+    rng = np.random.default_rng(seed)
+    n, d, m_narrow, m_wide, steps, T, G = (
+        (20, 10, 10, 2000, 300, 81, 21) if quick else (50, 20, 10, 10000, 500, 161, 41)
+    )
+    X = data.unit_sphere(n, d, rng=rng)  # (n, d)
+    y = data.gaussian_labels(n, rng=rng)  # (n,)
+    t = np.linspace(-0.5, 1.5, T)
+    alpha, beta = np.linspace(-0.5, 1.5, G), np.linspace(-1.0, 1.0, G)
+    rng_n, rng_w = rng.spawn(2)
+    nets = {}
+    for i, (key, m, r) in enumerate((("narrow", m_narrow, rng_n), ("wide", m_wide, rng_w))):
+        nets[key] = _one_net(X, y, m, steps=steps, t=t, alpha=alpha, beta=beta, rng=r)
+        if progress is not None:
+            progress(i + 1, 2, f"{key} m={m}")
+    nw, wd = nets["narrow"], nets["wide"]
+    out = {"n": n, "d": d, "m_narrow": m_narrow, "m_wide": m_wide, "steps": steps}
+    scalars = (
+        "final_ratio",
+        "quad_r2",
+        "quad_r2_2d",
+        "convexity_violation",
+        "monotone_increase",
+        "rel_move",
+        "move_fro",
+        "argmin_alpha",
+        "argmin_beta",
+        "flat_ratio",
+        "flat_ratio_pred",
+    )
+    for key in ("narrow", "wide"):
+        for s in scalars:
+            out[f"{s}_{key}"] = nets[key][s]
+    out["one_minus_r2_wide"] = 1.0 - wd["quad_r2"]
+    out["one_minus_r2_2d_wide"] = 1.0 - wd["quad_r2_2d"]
+    out["log10_final_narrow_over_wide"] = float(np.log10(nw["final_ratio"] / wd["final_ratio"]))
+    out["nonquadratic_ratio"] = (1.0 - nw["quad_r2"]) / (1.0 - wd["quad_r2"])
+    out["rel_move_ratio"] = nw["rel_move"] / wd["rel_move"]
+    out["rel_move_ratio_over_sqrt_m"] = out["rel_move_ratio"] / np.sqrt(m_wide / m_narrow)
+    out["flat_ratio_wide_over_pred"] = wd["flat_ratio"] / wd["flat_ratio_pred"]
+    out["log10_flat_narrow_over_wide"] = float(np.log10(nw["flat_ratio"] / wd["flat_ratio"]))
+    out["grid_step_alpha"] = float(alpha[1] - alpha[0])
+    out["t"] = t
+    out["alpha"], out["beta"] = alpha, beta
+    for key in ("narrow", "wide"):
+        for s in ("slice_1d", "slice_2d", "loss"):
+            out[f"{s}_{key}"] = nets[key][s]
+    return out
+
+
+def plot(result: dict):
+    """1-D slices, their curvature, and the two 2-D slices."""
+    fig, axes = subplots(2, 2, width=4.4, height=3.4)
+    colors = dict(zip(("narrow", "wide"), width_colors(2), strict=True))
+    ax = axes[0, 0]
+    for key in ("narrow", "wide"):
+        ax.plot(
+            result["t"],
+            result[f"slice_1d_{key}"],
+            color=colors[key],
+            label=f"{key} m={result[f'm_{key}']}: 1 - R^2 = {1 - result[f'quad_r2_{key}']:.1e}",
+        )
+    for t0 in (0.0, 1.0):
+        ax.axvline(t0, color="0.6", lw=0.7, ls=":")
+    ax.set(
+        xlabel=r"t  (weights $W_0 + t\,(W_K - W_0)$)",
+        ylabel="L / L(W0)",
+        title="1-D slice along the GD path",
+    )
+    ax.legend(loc="center right", fontsize=7)
+
+    ax = axes[0, 1]
+    for key in ("narrow", "wide"):
+        L = result[f"slice_1d_{key}"]
+        d2 = L[2:] - 2 * L[1:-1] + L[:-2]
+        ax.plot(result["t"][1:-1], d2 / np.mean(np.abs(d2)), color=colors[key], label=key)
+    ax.axhline(0.0, color="k", lw=0.7)
+    ax.set(
+        xlabel="t",
+        ylabel="second difference / its mean",
+        title="curvature along the slice (below 0: concave kink)",
+    )
+    ax.legend()
+
+    for ax, key in zip(axes[1], ("narrow", "wide"), strict=True):
+        L2 = np.log10(np.maximum(result[f"slice_2d_{key}"], 1e-12))
+        cs = ax.contourf(result["alpha"], result["beta"], L2, levels=20, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label="log10 L / L(W0)")
+        ax.plot([0, 1], [0, 0], "w.-", ms=6)
+        ax.set(
+            xlabel=r"$\alpha$ (path direction $W_K - W_0$)",
+            ylabel=r"$\beta$ (filter-normalised random $D$)",
+            title=f"2-D slice, {key} m={result[f'm_{key}']}\n"
+            f"curvature along D / along path: {result[f'flat_ratio_{key}']:.1e}",
+        )
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))

@@ -1,0 +1,282 @@
+"""lr_schedules: what a step-size schedule buys on the two-layer ReLU net.
+
+Full-batch GD on the first layer ``W`` of Du et al.'s net (ICLR 2019, Eq. (1)),
+driven by ``shared.optim.minimize`` with every schedule in ``shared.optim`` and
+with Adam. In the kernel regime the loss is a quadratic in ``W`` up to pattern
+flips, with curvature ``H(W)`` (the Gauss-Newton matrix ``J^T J`` has the
+non-zero spectrum of ``H``; the ReLU net is piecewise linear in ``W``, so this
+is the whole Hessian almost everywhere). GD at a constant ``eta`` contracts mode
+``i`` of the residual by ``1 - eta lambda_i`` per step and is stable iff
+``eta < 2 / lambda_max(H)``.
+
+Two regimes. At a stable peak ``eta_s = 1 / lambda_max(H(0))`` every decay
+costs: the slow modes contract by ``1 - eta_k lambda_min`` with a smaller
+``eta_k``, so decaying schedules end higher and with a flatter log-loss slope.
+At a peak ``eta_u = 1.5 * 2 / lambda_max(H(0))`` above the stability edge, the
+constant step makes the top modes grow (a loss spike, a catapult, or
+divergence), while a slow linear warm-up lets the kernel adapt on the way up:
+pattern changes lower ``lambda_max(H(W))`` to about ``2 / eta`` (the edge of
+stability, Cohen et al. 2021; the catapult of Lewkowycz et al. 2020) before the
+peak is reached, and the spike stays small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import data, fit, kernels, net, optim
+from shared.plotting import subplots
+
+TOL = 1e-4  # steps-to-tolerance threshold on L(k) / L(0)
+UNSTABLE_FACTOR = 1.5  # eta_u = UNSTABLE_FACTOR * 2 / lambda_max(H(0))
+ADAM_LR = 0.01  # Adam's base step: its move is about ADAM_LR per coordinate
+
+
+def _objective(X, y, a, shape):
+    """``f(w)`` and ``grad(w)`` of ``L(W) = 1/2 ||u - y||^2`` in the flattened ``w = vec(W)``.
+
+    One forward/backward pass per distinct ``w`` (``minimize`` asks for ``f`` and
+    ``grad`` at the same point); the length of every move ``||w_k - w_{k-1}||``
+    is kept in ``moves`` so the effective step of any optimizer can be read off.
+    A non-finite ``w`` (a diverged run) gives ``f = inf``.
+    """
+    last = {"w": None, "val": None}
+    moves: list[float] = []
+
+    def evaluate(w):
+        if last["w"] is not None and np.array_equal(last["w"], w):
+            return last["val"]
+        if last["w"] is not None:
+            moves.append(float(np.linalg.norm(w - last["w"])))
+        if np.all(np.isfinite(w)):
+            L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)  # gW (m, d)
+            val = (L, gW.ravel())
+        else:
+            val = (np.inf, np.full(w.shape, np.nan))
+        last["w"], last["val"] = w.copy(), val
+        return val
+
+    return (lambda w: evaluate(w)[0]), (lambda w: evaluate(w)[1]), moves
+
+
+def _stable_schedules(eta: float, K: int) -> dict:
+    """Every schedule at peak ``eta``, tuned to run ``K`` steps."""
+    return {
+        "constant": optim.constant(eta),
+        "step": optim.step_decay(eta, drop=0.5, every=K // 4),
+        "exponential": optim.exponential(eta, gamma=0.01 ** (1.0 / K)),
+        "1/k": optim.inverse_time(eta, decay=9.0 / K),
+        "cosine": optim.cosine(eta, total=K),
+        "warmup+constant": optim.warmup(optim.constant(eta), steps=K // 10),
+        "warmup+cosine": optim.warmup(optim.cosine(eta, total=K), steps=K // 10),
+        "one-cycle": optim.one_cycle(eta, total=K),
+    }
+
+
+def _unstable_schedules(eta: float, K: int) -> dict:
+    """Schedules at a peak above the stability edge. The warm-up into the constant is slow
+    (two thirds of the run); the one into cosine is short, so its peak stays close to ``eta``."""
+    return {
+        "constant": optim.constant(eta),
+        "warmup+constant": optim.warmup(optim.constant(eta), steps=2 * K // 3),
+        "cosine": optim.cosine(eta, total=K),
+        "warmup+cosine": optim.warmup(optim.cosine(eta, total=K), steps=K // 10),
+        "one-cycle": optim.one_cycle(eta, total=K),
+        "1/k": optim.inverse_time(eta, decay=9.0 / K),
+    }
+
+
+def _steps_to(ratio: np.ndarray, tol: float) -> int:
+    """First ``k`` with ``L(k)/L(0) <= tol``; ``len(ratio)`` if never (or diverged)."""
+    hit = np.flatnonzero(ratio <= tol)
+    return int(hit[0]) if hit.size else len(ratio)
+
+
+def _end_rate(loss: np.ndarray, frac: float = 0.2) -> float:
+    """Slope of ``log L(k)`` per step over the last ``frac`` of the run (above the float floor)."""
+    k0 = int(len(loss) * (1.0 - frac))
+    return fit.log_rate(loss[k0:], hi=1.0)
+
+
+def _sharpness(X, w, shape) -> float:
+    """``lambda_max(H(W))``, the top curvature of the loss in ``W``; nan if ``W`` blew up."""
+    if not np.all(np.isfinite(w)):
+        return float("nan")
+    return float(np.linalg.eigvalsh(kernels.gram_h(X, w.reshape(shape)))[-1])
+
+
+def _run_all(X, y, W0, a0, schedules: dict, K: int, progress, done: int, total: int):
+    """GD from ``W0`` with each schedule for ``K`` steps; ``{name: OptimizeResult}``."""
+    out = {}
+    for i, (name, sched) in enumerate(schedules.items()):
+        f, g, _ = _objective(X, y, a0, W0.shape)
+        out[name] = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=sched, steps=K)
+        if progress is not None:
+            progress(done + i + 1, total, name)
+    return out
+
+
+def _key(name: str) -> str:
+    """Schedule name as a quantity suffix: ``"warmup+constant"`` -> ``"warmup_constant"``."""
+    return name.replace("+", "_").replace("-", "_").replace("1/k", "inverse_time")
+
+
+def _stable_quantities(X, W0, stable: dict, eta_s: float, K: int) -> dict:
+    """Steps to tolerance, final ratios and end rates at the stable peak, and their ratios."""
+    out = {}
+    ratios = {k: r.f / r.f[0] for k, r in stable.items()}
+    rates = {k: _end_rate(r.f) for k, r in stable.items()}
+    steps_to = {k: _steps_to(r, TOL) for k, r in ratios.items()}
+    for name, r in ratios.items():
+        out[f"stable_final_{_key(name)}"] = float(r[-1])
+        out[f"stable_steps_to_tol_{_key(name)}"] = steps_to[name]
+        out[f"stable_end_rate_{_key(name)}"] = rates[name]
+    # the constant's slow mode: 2 ln(1 - eta lambda_min(H)) with H at the end of the run
+    W_end = stable["constant"].x.reshape(W0.shape)
+    out["lam0_end"] = float(np.linalg.eigvalsh(kernels.gram_h(X, W_end))[0])
+    out["stable_rate_pred_constant"] = 2.0 * np.log(1.0 - eta_s * out["lam0_end"])
+    out["stable_rate_ratio_constant"] = rates["constant"] / out["stable_rate_pred_constant"]
+    for name in ("exponential", "1/k"):
+        key = _key(name)
+        out[f"end_rate_pred_{key}"] = stable[name].lr[int(K * 0.8) :].mean() / eta_s
+        out[f"end_rate_ratio_{key}"] = rates[name] / rates["constant"]
+        out[f"end_rate_over_lr_{key}"] = out[f"end_rate_ratio_{key}"] / out[f"end_rate_pred_{key}"]
+    others = [v for k, v in steps_to.items() if k != "constant"]
+    out["min_steps_other_over_constant"] = min(others) / steps_to["constant"]
+    decayed = ("step", "exponential", "1/k", "cosine", "warmup+cosine", "one-cycle")
+    best = min(ratios[k][-1] for k in decayed)
+    out["log10_min_decayed_over_constant"] = float(np.log10(best / ratios["constant"][-1]))
+    return out
+
+
+def _unstable_quantities(X, W0, unstable: dict, eta_u: float) -> dict:
+    """Spike, final ratio and end sharpness ``lambda_max(H(W_K)) eta_u / 2`` per schedule."""
+    out = {}
+    for name, r in unstable.items():
+        key = _key(name)
+        ratio = r.f / r.f[0]
+        out[f"unstable_max_{key}"] = float(np.max(ratio[1:]))
+        out[f"unstable_final_{key}"] = float(ratio[-1])
+        out[f"unstable_diverged_{key}"] = bool(r.diverged)
+        out[f"unstable_sharpness_{key}"] = _sharpness(X, r.x, W0.shape) * eta_u / 2.0
+    out["log10_spike_constant"] = float(np.log10(out["unstable_max_constant"]))
+    out["log10_spike_warmup_constant"] = float(np.log10(out["unstable_max_warmup_constant"]))
+    return out
+
+
+def _adam(X, y, W0, a0, K: int) -> dict:
+    """Adam at ``ADAM_LR``: loss, steps to tolerance and effective step ``||dW|| / ||grad||``."""
+    f, g, moves = _objective(X, y, a0, W0.shape)
+    res = optim.minimize(f, g, W0.ravel(), optimizer=optim.Adam(), lr=ADAM_LR, steps=K)
+    eff = np.asarray(moves) / res.grad_norm[:-1]  # (K,)
+    ratio = res.f / res.f[0]
+    k_tol = _steps_to(ratio, TOL)
+    P = np.count_nonzero(net.gradients(X, y, W0, a0)[1])  # coordinates with a gradient
+    return {
+        "adam_final": float(ratio[-1]),
+        "adam_steps_to_tol": k_tol,
+        "adam_first_move_over_lr_sqrtP": moves[0] / (ADAM_LR * np.sqrt(P)),
+        "adam_eff_step_start": float(eff[0]),
+        "adam_eff_step_at_tol": float(eff[min(k_tol, len(eff) - 1)]),
+        "adam_eff_growth": float(eff[min(k_tol, len(eff) - 1)] / eff[0]),
+        "adam_loss": ratio,
+        "adam_eff_step": eff,
+    }
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """Every schedule at a stable and at an unstable peak; Adam at a fixed base step."""
+    rng = np.random.default_rng(seed)
+    n, d, m, K_s, K_u = (40, 10, 200, 250, 600) if quick else (100, 20, 1000, 600, 1500)
+    X = data.unit_sphere(n, d, rng=rng)  # (n, d)
+    y = data.gaussian_labels(n, rng=rng)  # (n,)
+    W0, a0 = net.init_net(d, m, rng=rng)  # (m, d), (m,)
+    lam = np.linalg.eigvalsh(kernels.gram_h(X, W0))  # (n,) ascending
+    lam0, lam_max = float(lam[0]), float(lam[-1])
+    edge = 2.0 / lam_max
+    eta_s, eta_u = 0.5 * edge, UNSTABLE_FACTOR * edge
+    total = 8 + 6 + 1
+
+    stable = _run_all(X, y, W0, a0, _stable_schedules(eta_s, K_s), K_s, progress, 0, total)
+    unstable = _run_all(X, y, W0, a0, _unstable_schedules(eta_u, K_u), K_u, progress, 8, total)
+    adam = _adam(X, y, W0, a0, K_s)
+    if progress is not None:
+        progress(total, total, "adam")
+
+    out = {"n": n, "d": d, "m": m, "lam0": lam0, "lam_max": lam_max, "eta_s": eta_s}
+    out["eta_u"] = eta_u
+    out.update(_stable_quantities(X, W0, stable, eta_s, K_s))
+    out.update(_unstable_quantities(X, W0, unstable, eta_u))
+    out.update(adam)
+    # series for the figure
+    out["stable_loss"] = {k: r.f / r.f[0] for k, r in stable.items()}
+    out["stable_lr"] = {k: r.lr for k, r in stable.items()}
+    out["unstable_loss"] = {k: r.f / r.f[0] for k, r in unstable.items()}
+    out["unstable_lr"] = {k: r.lr for k, r in unstable.items()}
+    return out
+
+
+def plot(result: dict):
+    """Loss and step of every schedule at the stable (top) and the unstable (bottom) peak."""
+    fig, axes = subplots(2, 2, width=4.6, height=3.3)
+    edge = 2.0 / result["lam_max"]
+    names = list(result["stable_loss"])
+    colors = {k: f"C{i}" for i, k in enumerate(names)}
+
+    ax = axes[0, 0]
+    for k, r in result["stable_loss"].items():
+        ax.semilogy(r, color=colors[k], label=k)
+    ax.semilogy(result["adam_loss"], "k--", label=f"Adam (lr {ADAM_LR:g})")
+    ax.set(
+        xlabel="step k", ylabel="L(k) / L(0)", title=r"stable peak $\eta_s = 1/\lambda_{max}(H(0))$"
+    )
+    ax.legend(ncol=2, fontsize=6.5)
+
+    ax = axes[0, 1]
+    for k, lr in result["stable_lr"].items():
+        ax.plot(np.asarray(lr) / edge, color=colors[k])
+    ax.plot(
+        np.asarray(result["adam_eff_step"]) / edge, "k--", label=r"Adam $\|\Delta W\|/\|\nabla L\|$"
+    )
+    ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
+    ax.set(
+        xlabel="step k",
+        ylabel=r"step / $(2/\lambda_{max}(H(0)))$",
+        title="stable-peak schedules; Adam's effective step",
+    )
+    ax.legend()
+
+    ax = axes[1, 0]
+    for k, r in result["unstable_loss"].items():
+        ax.semilogy(np.minimum(r, 1e8), color=colors.get(k, "C9"), label=k)
+    ax.set(
+        xlabel="step k",
+        ylabel="L(k) / L(0)  (clipped at 1e8)",
+        title=rf"peak {UNSTABLE_FACTOR:g} x edge: "
+        rf"$\eta_u = {UNSTABLE_FACTOR:g} \cdot 2/\lambda_{{max}}$",
+    )
+    ax.legend(fontsize=6.5)
+
+    ax = axes[1, 1]
+    for k, lr in result["unstable_lr"].items():
+        ax.plot(np.asarray(lr) / edge, color=colors.get(k, "C9"), label=k)
+    ax.axhline(1.0, color="0.4", lw=0.8, ls=":", label="edge at init")
+    # 2 / lambda_max(H(W_K)) in units of the initial edge: UNSTABLE_FACTOR / sharpness ratio
+    ax.axhline(
+        UNSTABLE_FACTOR / result["unstable_sharpness_warmup_constant"],
+        color=colors["warmup+constant"],
+        lw=0.8,
+        ls="--",
+        label=r"$2/\lambda_{max}(H(W_K))$, warm-up run",
+    )
+    ax.set(
+        xlabel="step k", ylabel=r"step / $(2/\lambda_{max}(H(0)))$", title="unstable-peak schedules"
+    )
+    ax.legend(fontsize=6.5)
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))

@@ -1,0 +1,214 @@
+"""symmetry: identical neurons stay identical under GD; random init breaks the tie.
+
+Du et al.'s two-layer ReLU net (ICLR 2019, Eq. (1)) trained on both layers by
+full-batch GD (their Sec. 3.2 setting). If every neuron starts as a copy,
+``w_r = w`` and ``a_r = a``, every neuron receives the same gradient
+``dL/dw_r = (1/sqrt(m)) a_r sum_i (u_i - y_i) 1{w_r.x_i >= 0} x_i`` and
+``dL/da_r = (1/sqrt(m)) sum_i (u_i - y_i) relu(w_r.x_i)``, so the copies never
+separate: the width-``m`` net *is* a width-1 net with output scale ``sqrt(m)``
+(trained at step ``eta / m``), and one ReLU neuron cannot fit ``n`` generic
+labels. Random init (Du et al. Sec. 2) breaks the tie and the net fits.
+
+A perturbation of size ``eps`` of the copies obeys, to first order, the linear
+map ``(dw_r, da_r) <- (dw_r - eta c da_r g, da_r - eta c g.dw_r)`` with
+``c = 1/sqrt(m)`` and ``g = sum_i (u_i - y_i) 1{w.x_i >= 0} x_i`` (d,), whose
+eigenvalues are ``1 +- eta c ||g||`` and 1: the spread grows by up to
+``1 + eta c ||g(k)||`` per step while the residual is large, and stops growing
+as the copies reach a stationary point of the width-1 problem (``g -> 0``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import data, kernels, net, optim
+from shared.plotting import subplots
+
+LINEAR_SPREAD = 1e-6  # spread below which the first-order map is compared with the measurement
+
+
+def _pack(W, a):
+    """``theta = [vec W, a]`` (m d + m,)."""
+    return np.concatenate([W.ravel(), a])
+
+
+def _unpack(theta, m, d):
+    """``(W (m, d), a (m,))`` from ``theta``; views, not copies."""
+    return theta[: m * d].reshape(m, d), theta[m * d :]
+
+
+def _objective(X, y, m, d, trace: dict):
+    """``L`` and ``(dL/dW, dL/da)`` as functions of ``theta = [vec W, a]`` (m d + m,).
+
+    One pass per distinct ``theta``; at each new point it appends to ``trace`` the
+    spread ``max_r ||(w_r, a_r) - mean_r (w_r, a_r)||``, the largest entry of
+    ``|theta_r - theta_1|`` (copies stay copies?) and the vector
+    ``g = sum_i (u_i - y_i) 1{w_1.x_i >= 0} x_i`` (d,) of neuron 1.
+    """
+    last = {"theta": None, "val": None}
+
+    def evaluate(theta):
+        if last["theta"] is None or not np.array_equal(last["theta"], theta):
+            W, a = _unpack(theta, m, d)
+            L, gW, ga, u = net.gradients(X, y, W, a)
+            dW, da = W - W.mean(axis=0), a - a.mean()  # (m, d), (m,)
+            trace["spread"].append(float(np.sqrt(np.max(np.sum(dW**2, axis=1) + da**2))))
+            trace["copies_dev"].append(
+                max(float(np.max(np.abs(W - W[0]))), float(np.max(np.abs(a - a[0]))))
+            )
+            trace["g"].append(X.T @ ((u - y) * (X @ W[0] >= 0)))  # (d,)
+            last["theta"], last["val"] = theta.copy(), (L, _pack(gW, ga))
+        return last["val"]
+
+    return (lambda t: evaluate(t)[0]), (lambda t: evaluate(t)[1])
+
+
+def _train(X, y, W0, a0, *, eta, steps):
+    """GD on both layers (``optim.minimize`` on ``theta``); loss (steps+1,) and the traces."""
+    m, d = W0.shape
+    trace = {"spread": [], "copies_dev": [], "g": []}
+    f, g = _objective(X, y, m, d, trace)
+    res = optim.minimize(f, g, _pack(W0, a0), optimizer=optim.GD(), lr=eta, steps=steps)
+    return res.f, {k: np.asarray(v) for k, v in trace.items()}
+
+
+def _tangent_spread(g_path, delta_W, delta_a, *, eta):
+    """First-order prediction of the spread: propagate each neuron's deviation from the mean
+    with ``M_k = [[I, -eta c g_k], [-eta c g_k^T, 1]]``, ``g_k`` (steps+1, d) from the
+    symmetric run, ``c = 1/sqrt(m)``."""
+    m = delta_W.shape[0]
+    c = 1.0 / np.sqrt(m)
+    dW, da = delta_W.copy(), delta_a.copy()  # (m, d), (m,)
+    out = [np.sqrt(np.max(np.sum(dW**2, axis=1) + da**2))]
+    for g in g_path[:-1]:
+        dW, da = dW - eta * c * np.outer(da, g), da - eta * c * (dW @ g)
+        out.append(np.sqrt(np.max(np.sum(dW**2, axis=1) + da**2)))
+    return np.asarray(out)
+
+
+def run(*, quick: bool, seed: int, progress=None) -> dict:
+    """Copies, random init, width 1 and perturbed copies on the same data."""
+    rng = np.random.default_rng(seed)
+    n, d, m, steps = (20, 5, 64, 1500) if quick else (50, 10, 512, 5000)
+    eps = 1e-12
+    X = data.unit_sphere(n, d, rng=rng)  # (n, d)
+    y = data.gaussian_labels(n, rng=rng)  # (n,)
+
+    # symmetric init: m copies of one neuron; random init: Du et al. Sec. 2
+    w, a = rng.standard_normal(d), rng.choice([-1.0, 1.0])
+    W_sym, a_sym = np.tile(w, (m, 1)), np.full(m, a)  # (m, d), (m,)
+    W_rand, a_rand = net.init_net(d, m, rng=rng)
+    delta_W, delta_a = eps * rng.standard_normal((m, d)), eps * rng.standard_normal(m)
+
+    # each init at its own step 1/lambda_max of the NTK H + G (both layers train)
+    eta = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W_sym) + kernels.gram_g(X, W_sym))[-1]
+    eta_rand = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W_rand) + kernels.gram_g(X, W_rand))[-1]
+
+    L_sym, tr_sym = _train(X, y, W_sym, a_sym, eta=eta, steps=steps)
+    if progress is not None:
+        progress(1, 4, "symmetric")
+    L_rand, _ = _train(X, y, W_rand, a_rand, eta=eta_rand, steps=steps)
+    if progress is not None:
+        progress(2, 4, "random")
+    L_pert, tr_pert = _train(X, y, W_sym + delta_W, a_sym + delta_a, eta=eta, steps=steps)
+    if progress is not None:
+        progress(3, 4, "perturbed")
+    # the width-1 net with output scale sqrt(m) at step eta/m is the same function and flow
+    one = net.train(
+        X,
+        y,
+        w[None, :],
+        np.array([a]),
+        eta=eta / m,
+        steps=steps,
+        train_a=True,
+        scale=np.sqrt(m),
+        record_every=steps,
+    )
+    if progress is not None:
+        progress(4, 4, "width 1")
+
+    spread = tr_pert["spread"]  # (steps+1,)
+    pred = _tangent_spread(
+        tr_sym["g"], delta_W - delta_W.mean(0), delta_a - delta_a.mean(), eta=eta
+    )
+    rate = eta / np.sqrt(m) * np.linalg.norm(tr_sym["g"], axis=1)  # (steps+1,) eta c ||g_k||
+    k_peak = int(np.argmax(spread / spread[0]))
+    # compare with the first-order map while the spread is still small (linear regime)
+    lin = np.flatnonzero(pred <= LINEAR_SPREAD)
+    k_lin = int(lin[-1])
+    return {
+        "n": n,
+        "d": d,
+        "m": m,
+        "eta": eta,
+        "eta_rand": eta_rand,
+        "plateau_last_half_drop": float(L_sym[steps // 2] / L_sym[-1]),
+        "eps": eps,
+        "copies_max_dev": float(np.max(tr_sym["copies_dev"])),
+        "width1_max_loss_dev": float(np.max(np.abs(L_sym - one.loss)) / L_sym[0]),
+        "final_ratio_symmetric": float(L_sym[-1] / L_sym[0]),
+        "final_ratio_random": float(L_rand[-1] / L_rand[0]),
+        "final_ratio_perturbed": float(L_pert[-1] / L_pert[0]),
+        "log10_sym_over_random": float(np.log10(L_sym[-1] / L_rand[-1])),
+        "spread_growth": float(spread[-1] / spread[0]),
+        "spread_growth_pred": float(pred[-1] / pred[0]),
+        "k_linear": k_lin,
+        "spread_growth_at_k_linear": float(spread[k_lin] / spread[0]),
+        "spread_ratio_at_k_linear": float(spread[k_lin] / pred[k_lin]),
+        "spread_peak_growth": float(spread[k_peak] / spread[0]),
+        "max_rate_per_step": float(np.max(rate)),
+        "spread_growth_bound": float(np.exp(np.sum(np.log1p(rate[:-1])))),
+        "loss_symmetric": L_sym / L_sym[0],
+        "loss_random": L_rand / L_rand[0],
+        "loss_perturbed": L_pert / L_pert[0],
+        "loss_width1": one.loss / L_sym[0],
+        "spread": spread,
+        "spread_pred": pred,
+        "spread_bound": np.exp(np.concatenate([[0.0], np.cumsum(np.log1p(rate[:-1]))])),
+    }
+
+
+def plot(result: dict):
+    """Loss of the four runs, and the spread of the perturbed copies against its prediction."""
+    fig, axes = subplots(1, 2, width=4.6, height=3.4)
+    ax = axes[0]
+    k = np.arange(len(result["loss_symmetric"]))
+    ax.semilogy(k, result["loss_random"], label="random init")
+    ax.semilogy(
+        k, result["loss_symmetric"], lw=3, alpha=0.5, label=f"{result['m']} identical neurons"
+    )
+    ax.semilogy(k, result["loss_width1"], "k:", label="width 1, scale sqrt(m), step eta/m")
+    ax.semilogy(k, result["loss_perturbed"], "--", label=f"copies + eps={result['eps']:g} noise")
+    ax.set(xlabel="step k", ylabel="L(k) / L(0)", title="both layers trained by GD")
+    ax.legend()
+
+    ax = axes[1]
+    ax.semilogy(k, result["spread"] / result["spread"][0], label="measured")
+    ax.semilogy(
+        k,
+        result["spread_pred"] / result["spread_pred"][0],
+        "k:",
+        label=r"first order: $\prod_k M_k$ with $g_k$ of the symmetric run",
+    )
+    ax.semilogy(
+        k,
+        result["spread_bound"],
+        color="0.6",
+        ls="--",
+        label=r"bound $\prod_k (1 + \eta\, \|g_k\| / \sqrt{m})$",
+    )
+    ax.axvline(result["k_linear"], color="0.6", lw=0.7, ls=":")
+    ax.set(
+        xlabel="step k",
+        ylabel=r"spread$(k)$ / spread$(0)$",
+        title=r"symmetry breaking: $\max_r \|(w_r, a_r) - \mathrm{mean}\|$",
+    )
+    ax.legend(loc="upper left")
+    return fig
+
+
+if __name__ == "__main__":
+    from shared.harness.cli import experiment_main
+
+    raise SystemExit(experiment_main(__file__))

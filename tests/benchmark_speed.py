@@ -1,0 +1,267 @@
+"""Speed of shared/: one GD step, ``H(W)`` and ``H_inf``, each against its bound and its peers.
+
+Every figure is a ratio measured in this run: the contenders of a figure are
+timed in interleaved rounds (so a busy machine slows all of them alike) and
+each keeps its fastest round. Nothing is compared with stored times.
+
+- **GD step on W** (float64) at ``(n, d, m)`` = (1000, 1000, 4096), (1000, 100, 4096),
+  (100, 20, 8000): ``net.train`` per step against the two matrix products the
+  step needs (``X W^T`` and ``M^T X``; bound 1.3x where they dominate, the first
+  shape) and against the same step in PyTorch autograd and JAX ``jit``
+  (bound: faster, at every shape).
+- **H(W)** for n = 2000, m = 16384 (d = 100): ``kernels.gram_h`` against one
+  float32 product of that shape, ``(n, m) @ (m, n)`` (bound 1.3x), and its
+  peak memory at two widths (bounded independently of m).
+- **H_inf** for n = 4000 (d = 1000, the Figure 1 input dimension): ``kernels.h_inf``
+  against ``X X^T`` plus one elementwise pass over the ``(n, n)`` result
+  (bound 2x). The pass is the kernel's one transcendental, ``arccos``; the ratio
+  against a plain multiply pass is printed too.
+
+PyTorch and JAX are used only here and only if installed (never a requirement);
+all peers get the same number of threads: ``OMP_NUM_THREADS`` if set, else all
+cores. Run: ``python tests/benchmark_speed.py`` (``--rounds`` to trade time
+for stability, ``--quick`` for a smoke run at small sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import tracemalloc
+from collections.abc import Callable
+
+THREADS = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+os.environ.setdefault(
+    "XLA_FLAGS",
+    f"--xla_cpu_multi_thread_eigen={'true' if THREADS > 1 else 'false'} "
+    f"intra_op_parallelism_threads={THREADS}",
+)
+
+import numpy as np  # noqa: E402
+
+from shared import data, kernels, net  # noqa: E402
+
+STEP_SHAPES = [(1000, 1000, 4096), (1000, 100, 4096), (100, 20, 8000)]
+ETA = 1e-3  # small: the benchmark times steps, it does not train to convergence
+
+
+# --------------------------------------------------------------------------- timing
+def _calibrate(fn: Callable[[], object], target: float) -> int:
+    """Calls per measurement so that one measurement lasts about ``target`` seconds."""
+    t = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t
+    return max(1, round(target / max(once, 1e-6)))
+
+
+def race(contenders: dict[str, Callable[[], object]], *, rounds: int, target: float = 0.2):
+    """Seconds per call of each contender: the fastest of ``rounds`` interleaved rounds."""
+    reps = {name: _calibrate(fn, target) for name, fn in contenders.items()}
+    best = dict.fromkeys(contenders, np.inf)
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            t = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t) / reps[name])
+    return best
+
+
+def report(label: str, ours: float, ref: float, bound: float, kind: str) -> bool:
+    """Print one figure: ours, the reference, the ratio and the bound it must meet."""
+    ratio = ours / ref
+    ok = ratio <= bound if kind == "<=" else ratio < bound
+    verdict = "PASS" if ok else "FAIL"
+    print(
+        f"  {label:<44s} ours {1e3 * ours:9.2f} ms   ref {1e3 * ref:9.2f} ms   "
+        f"ratio {ratio:6.3f}  (bound {kind} {bound:g})  {verdict}"
+    )
+    return ok
+
+
+# --------------------------------------------------------------------------- peers
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(THREADS)
+    return torch
+
+
+def _jax():
+    try:
+        import jax
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def torch_step(torch, X, y, W, a, eta):
+    """The same GD step written with PyTorch autograd (float64)."""
+    Xt, yt, at = (torch.from_numpy(A) for A in (X, y, a))
+    Wt = torch.from_numpy(W.copy()).requires_grad_(True)
+    c = 1.0 / np.sqrt(W.shape[0])
+
+    def step():
+        u = torch.relu(Xt @ Wt.T) @ at * c
+        L = 0.5 * ((u - yt) ** 2).sum()
+        L.backward()
+        with torch.no_grad():
+            Wt.sub_(eta * Wt.grad)
+        Wt.grad = None
+        return L
+
+    return step
+
+
+def jax_step(jax, X, y, W, a, eta):
+    """The same GD step written with ``jax.value_and_grad`` under ``jax.jit`` (float64)."""
+    jnp = jax.numpy
+    Xj, yj, aj = (jnp.asarray(A) for A in (X, y, a))
+    c = 1.0 / np.sqrt(W.shape[0])
+
+    def loss(W):
+        u = jax.nn.relu(Xj @ W.T) @ aj * c
+        return 0.5 * jnp.sum((u - yj) ** 2)
+
+    @jax.jit
+    def update(W):
+        L, g = jax.value_and_grad(loss)(W)
+        return W - eta * g, L
+
+    state = [jnp.asarray(W)]
+
+    def step():
+        state[0], L = update(state[0])
+        state[0].block_until_ready()
+        return L
+
+    step()  # compile outside the timing
+    return step
+
+
+# --------------------------------------------------------------------------- figures
+def bench_step(n, d, m, *, rounds, torch, jax) -> bool:
+    rng = np.random.default_rng(0)
+    X = data.unit_sphere(n, d, rng=rng)  # (n, d)
+    y = data.gaussian_labels(n, rng=rng)  # (n,)
+    W0, a0 = net.init_net(d, m, rng=rng)  # (m, d), (m,)
+    Z, M, G = np.empty((n, m)), (X @ W0.T >= 0).astype(float), np.empty((m, d))
+
+    def products():
+        np.matmul(X, W0.T, out=Z)  # (n, m)
+        np.matmul(M.T, X, out=G)  # (m, d)
+
+    t1 = time.perf_counter()
+    net.train(X, y, W0, a0, eta=ETA, steps=1, record_every=1)
+    S = max(2, min(50, round(0.5 / max(time.perf_counter() - t1, 1e-4))))
+    contenders = {
+        "train_S": lambda: net.train(X, y, W0, a0, eta=ETA, steps=S, record_every=S),
+        "train_0": lambda: net.train(X, y, W0, a0, eta=ETA, steps=0),
+        "train_S_rec": lambda: net.train(X, y, W0, a0, eta=ETA, steps=S, record_every=1),
+        "products": products,
+    }
+    if torch is not None:
+        contenders["torch"] = torch_step(torch, X, y, W0, a0, ETA)
+    if jax is not None:
+        contenders["jax"] = jax_step(jax, X, y, W0, a0, ETA)
+    t = race(contenders, rounds=rounds)
+    ours = (t["train_S"] - t["train_0"]) / S  # one step of net.train, setup excluded
+    print(f"GD step on W, float64, (n, d, m) = ({n}, {d}, {m}); net.train over {S} steps")
+    ok = True
+    if (n, d, m) == STEP_SHAPES[0]:
+        ok &= report("vs the two products X W^T, M^T X", ours, t["products"], 1.3, "<=")
+    else:
+        report("vs the two products (information)", ours, t["products"], np.inf, "<=")
+    for peer in ("torch", "jax"):
+        if peer in t:
+            name = "PyTorch autograd" if peer == "torch" else "JAX jit"
+            ok &= report(f"vs {name}", ours, t[peer], 1.0, "<")
+        else:
+            print(f"  vs {'PyTorch autograd' if peer == 'torch' else 'JAX jit':<41s} not installed")
+    rec = (t["train_S_rec"] - t["train_0"]) / S
+    report("with all records every step (information)", rec, ours, np.inf, "<=")
+    return ok
+
+
+def bench_gram_h(n, m, d, *, rounds) -> bool:
+    rng = np.random.default_rng(1)
+    X = data.unit_sphere(n, d, rng=rng)
+    W = rng.standard_normal((m, d))
+    A = (X @ W.T >= 0).astype(np.float32)  # (n, m)
+    B = np.ascontiguousarray(A.T)  # (m, n), a separate operand: a general product
+    C = np.empty((n, n), dtype=np.float32)
+    t = race(
+        {
+            "ours": lambda: kernels.gram_h(X, W),
+            "matmul": lambda: np.matmul(A, B, out=C),
+            "syrk": lambda: A @ A.T,
+        },
+        rounds=rounds,
+    )
+    print(f"H(W) = gram_h(X, W), n = {n}, m = {m}, d = {d}, float64 inputs")
+    ok = report("vs one float32 (n, m) @ (m, n) product", t["ours"], t["matmul"], 1.3, "<=")
+    report("vs A @ A.T (numpy's syrk; information)", t["ours"], t["syrk"], np.inf, "<=")
+    peaks = []
+    for width in (m // 4, m):
+        Wm = rng.standard_normal((width, d))
+        tracemalloc.start()
+        kernels.gram_h(X, Wm)
+        peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+        tracemalloc.stop()
+    grow = peaks[1] / peaks[0]
+    print(
+        f"  peak memory at m = {m // 4}: {peaks[0]:.1f} MiB, at m = {m}: {peaks[1]:.1f} MiB "
+        f"(ratio {grow:.3f}; bounded in m: <= 1.05)  {'PASS' if grow <= 1.05 else 'FAIL'}"
+    )
+    return ok and grow <= 1.05
+
+
+def bench_h_inf(n, d, *, rounds) -> bool:
+    rng = np.random.default_rng(2)
+    X = data.unit_sphere(n, d, rng=rng)
+    K, T = X @ X.T, np.empty((n, n))
+    cos = np.clip(K, -1.0, 1.0)
+    t = race(
+        {
+            "ours": lambda: kernels.h_inf(X),
+            "xxt": lambda: X @ X.T,
+            "arccos": lambda: np.arccos(cos, out=T),
+            "multiply": lambda: np.multiply(K, 0.5, out=T),
+        },
+        rounds=rounds,
+    )
+    print(f"H_inf = h_inf(X), n = {n}, d = {d}")
+    ok = report("vs X X^T + one arccos pass", t["ours"], t["xxt"] + t["arccos"], 2.0, "<=")
+    report(
+        "vs X X^T + one multiply pass (information)", t["ours"], t["xxt"] + t["multiply"], 2.0, "<="
+    )
+    return ok
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default: 5)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run only")
+    args = parser.parse_args(argv)
+    torch, jax = _torch(), _jax()
+    print(
+        f"threads per peer: {THREADS}; numpy {np.__version__}; "
+        f"torch {getattr(torch, '__version__', 'not installed')}; "
+        f"jax {getattr(jax, '__version__', 'not installed')}"
+    )
+    shapes = [(n // 10, d // 10, m // 10) for n, d, m in STEP_SHAPES] if args.quick else STEP_SHAPES
+    ok = True
+    for n, d, m in shapes:
+        ok &= bench_step(n, d, m, rounds=args.rounds, torch=torch, jax=jax)
+    ok &= bench_gram_h(*((200, 1638, 10) if args.quick else (2000, 16384, 100)), rounds=args.rounds)
+    ok &= bench_h_inf(*((400, 100) if args.quick else (4000, 1000)), rounds=args.rounds)
+    print("all figures within their bounds" if ok else "some figures miss their bounds")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,248 @@
+"""Tests for shared.net: gradients against finite differences, the GD loop, records, failures."""
+
+import numpy as np
+import pytest
+
+from shared import data, kernels, net
+
+
+def _problem(rng, n=6, d=4, m=10, dtype=np.float64):
+    X = data.unit_sphere(n, d, rng=rng, dtype=dtype)
+    y = data.gaussian_labels(n, rng=rng, dtype=dtype)
+    W, a = net.init_net(d, m, rng=rng, dtype=dtype)
+    return X, y, W, a
+
+
+def _naive_gd(X, y, W, a, *, eta, steps, train_a=False, scale=1.0):
+    """Reference loop through the public gradients: ``theta(k+1) = theta(k) - eta grad``."""
+    W, a, losses = W.copy(), a.copy(), []
+    for k in range(steps + 1):
+        L, gW, ga, u = net.gradients(X, y, W, a, scale=scale)
+        losses.append(L)
+        if k < steps:
+            W -= eta * gW
+            if train_a:
+                a -= eta * ga
+    return np.array(losses), W, a, u
+
+
+# --------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("scale", [1.0, 0.3, 4.0])
+def test_gradients_match_central_differences(rng, scale):
+    X, y, W, a = _problem(rng)
+    a = a * rng.uniform(0.5, 1.5, size=a.shape)  # a general output layer, not only +-1
+    Z = X @ W.T
+    # keep every pre-activation away from the ReLU kink, so no step of size h crosses it
+    W[np.abs(Z).min(axis=0) < 1e-2] += 0.1
+    assert np.abs(X @ W.T).min() > 1e-3
+    h = 1e-6
+    L, gW, ga, u = net.gradients(X, y, W, a, scale=scale)
+    np.testing.assert_allclose(u, net.predict(X, W, a, scale=scale), rtol=1e-14)
+    np.testing.assert_allclose(L, net.loss(u, y), rtol=1e-14)
+
+    def loss_at(W_, a_):
+        return net.loss(net.predict(X, W_, a_, scale=scale), y)
+
+    fd_W = np.zeros_like(W)
+    for idx in np.ndindex(W.shape):
+        E = np.zeros_like(W)
+        E[idx] = h
+        fd_W[idx] = (loss_at(W + E, a) - loss_at(W - E, a)) / (2 * h)
+    fd_a = np.array(
+        [(loss_at(W, a + h * e) - loss_at(W, a - h * e)) / (2 * h) for e in np.eye(a.size)]
+    )
+    # Away from kinks L is a quadratic in (W, a) along each coordinate, so central
+    # differences have no truncation error (the third derivative vanishes); what is
+    # left is rounding, ~ eps |L| / h ~ 1e-10 |L|.
+    tol = 1e-8 * max(1.0, L)
+    np.testing.assert_allclose(gW, fd_W, rtol=0, atol=tol)
+    np.testing.assert_allclose(ga, fd_a, rtol=0, atol=tol)
+
+
+def test_jacobian_matches_gradient_chain_rule(rng):
+    X, y, W, a = _problem(rng)
+    _L, gW, _, u = net.gradients(X, y, W, a, scale=2.0)
+    J = net.jacobian_W(X, W, a, scale=2.0)  # (n, m d)
+    np.testing.assert_allclose(J.T @ (u - y), gW.ravel(), rtol=1e-12, atol=1e-14)
+
+
+def test_init_net_reproducible_and_antisymmetric(rng):
+    W1, a1 = net.init_net(5, 40, rng=np.random.default_rng(3))
+    W2, a2 = net.init_net(5, 40, rng=np.random.default_rng(3))
+    W3, _a3 = net.init_net(5, 40, rng=np.random.default_rng(4))
+    np.testing.assert_array_equal(W1, W2)
+    np.testing.assert_array_equal(a1, a2)
+    assert not np.array_equal(W1, W3)
+    assert set(np.unique(a1)) == {-1.0, 1.0}
+    X = data.unit_sphere(7, 5, rng=rng)
+    W, a = net.init_net(5, 40, rng=rng, antisymmetric=True)
+    # the two halves cancel exactly in exact arithmetic; BLAS summation order leaves ~1e-16
+    np.testing.assert_allclose(net.predict(X, W, a), np.zeros(7), atol=1e-14)
+
+
+# --------------------------------------------------------------------------- training
+@pytest.mark.parametrize("train_a", [False, True])
+@pytest.mark.parametrize("block", [None, 7, 64])
+def test_train_equals_plain_gradient_descent(rng, train_a, block):
+    X, y, W, a = _problem(rng, n=9, d=3, m=50)
+    ref_loss, ref_W, ref_a, ref_u = _naive_gd(
+        X, y, W, a, eta=0.3, steps=25, train_a=train_a, scale=1.5
+    )
+    res = net.train(X, y, W, a, eta=0.3, steps=25, train_a=train_a, scale=1.5, block=block)
+    np.testing.assert_allclose(res.loss, ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(res.W, ref_W, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.a, ref_a, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.u, ref_u, rtol=0, atol=1e-12)
+    assert not res.diverged and res.diverged_step is None
+
+
+def test_train_does_not_modify_inputs(rng):
+    X, y, W, a = _problem(rng)
+    copies = [A.copy() for A in (X, y, W, a)]
+    net.train(X, y, W, a, eta=0.2, steps=5, train_a=True)
+    for A, B in zip((X, y, W, a), copies, strict=True):
+        np.testing.assert_array_equal(A, B)
+
+
+def test_train_records_match_direct_computation(rng):
+    X, y, W0, a = _problem(rng, n=12, d=5, m=200)
+    res = net.train(X, y, W0, a, eta=1.0, steps=20, record_every=6, track_kernel=True)
+    np.testing.assert_array_equal(res.recorded_steps, [0, 6, 12, 18, 20])
+    mask0 = X @ W0.T >= 0
+    for i, k in enumerate(res.recorded_steps):
+        W = net.train(X, y, W0, a, eta=1.0, steps=int(k), record_every=max(int(k), 1)).W
+        D = np.linalg.norm(W - W0, axis=1)  # (m,)
+        assert res.flip_fraction[i] == np.count_nonzero((X @ W.T >= 0) != mask0) / mask0.size
+        np.testing.assert_allclose(res.move_rms[i], np.sqrt(np.mean(D**2)), rtol=1e-12)
+        np.testing.assert_allclose(res.move_max[i], D.max(), rtol=1e-12)
+        np.testing.assert_allclose(res.move_fro[i], np.linalg.norm(W - W0), rtol=1e-12)
+        np.testing.assert_allclose(
+            res.lambda_min_H[i], kernels.lambda_min(kernels.gram_h(X, W)), rtol=1e-10
+        )
+    assert res.flip_fraction[0] == 0 and res.move_fro[0] == 0
+    assert res.flip_fraction[-1] > 0  # eta = 1 moves some patterns at m = 200
+
+
+def test_train_converges_linearly_on_wide_net(rng):
+    """The science the loop exists for: at large width the loss falls at least as fast as
+    Du et al.'s bound (1 - eta lam0 / 2)^k (ICLR 2019, Thm 4.1)."""
+    X = data.unit_sphere(10, 8, rng=rng)
+    y = data.gaussian_labels(10, rng=rng)
+    lam = np.linalg.eigvalsh(kernels.h_inf(X))
+    eta = 1.0 / lam[-1]
+    W, a = net.init_net(8, 4000, rng=rng)
+    res = net.train(X, y, W, a, eta=eta, steps=40, record_every=40)
+    k = np.arange(41)
+    assert np.all(res.loss / res.loss[0] <= (1 - eta * lam[0] / 2) ** k * (1 + 1e-12))
+
+
+def test_train_float32_end_to_end(rng):
+    X, y, W, a = _problem(rng, n=10, d=4, m=300)
+    r64 = net.train(X, y, W, a, eta=0.5, steps=30, train_a=True)
+    r32 = net.train(*(A.astype(np.float32) for A in (X, y, W, a)), eta=0.5, steps=30, train_a=True)
+    for A in (r32.W, r32.a, r32.u):
+        assert A.dtype == np.float32
+    # float32 rounding (eps ~ 6e-8) amplified by 30 steps of a contraction: ~1e-6 relative
+    np.testing.assert_allclose(r32.loss, r64.loss, rtol=1e-4)
+    np.testing.assert_allclose(r32.W, r64.W, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(r32.u, r64.u, rtol=0, atol=1e-4)
+    _L, gW, ga, u = net.gradients(*(A.astype(np.float32) for A in (X, y, W, a)))
+    assert gW.dtype == ga.dtype == u.dtype == np.float32
+    assert (
+        net.predict(X.astype(np.float32), W.astype(np.float32), a.astype(np.float32)).dtype
+        == np.float32
+    )
+
+
+# --------------------------------------------------------------------------- divergence
+def _diverging(rng):
+    X, y, W, a = _problem(rng, n=8, d=3, m=40)
+    lam_max = np.linalg.eigvalsh(kernels.gram_h(X, W))[-1]
+    return X, y, W, a, 2.0 / lam_max
+
+
+def test_divergence_raises_naming_step_and_stability_limit(rng):
+    X, y, W, a, limit = _diverging(rng)
+    with pytest.raises(ValueError, match=r"eta: the loss became non-finite at step \d+") as err:
+        net.train(X, y, W, a, eta=20 * limit, steps=2000)
+    assert f"2/lambda_max = {limit:g}" in str(err.value)
+
+
+def test_divergence_flag_returns_finite_truncated_history(rng):
+    X, y, W, a, limit = _diverging(rng)
+    res = net.train(X, y, W, a, eta=20 * limit, steps=2000, on_divergence="flag", record_every=5)
+    assert res.diverged and res.diverged_step is not None and 0 < res.diverged_step < 2000
+    assert res.loss.shape == (res.diverged_step,)
+    assert np.all(np.isfinite(res.loss))
+    assert res.loss[-1] > 1e100 * res.loss[0]  # it really blew up
+    for A in (res.W, res.a, res.u, res.flip_fraction, res.move_fro):
+        assert np.all(np.isfinite(A))
+    # W and u are the last finite iterate, k = diverged_step - 1
+    last = net.train(X, y, W, a, eta=20 * limit, steps=res.diverged_step - 1, record_every=1000)
+    np.testing.assert_array_equal(res.W, last.W)
+    np.testing.assert_array_equal(res.u, last.u)
+
+
+def test_stable_step_below_limit_converges(rng):
+    X, y, W, a, limit = _diverging(rng)
+    res = net.train(X, y, W, a, eta=0.5 * limit, steps=200, record_every=200)
+    assert res.loss[-1] < res.loss[0]
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"X": np.ones(4)}, "X: expected a 2-D array"),
+        ({"W0": np.ones((10, 3))}, r"W: expected shape \(\*, 4\)"),
+        ({"a0": np.ones(9)}, r"a: expected shape \(10,\)"),
+        ({"y": np.ones(5)}, r"y: expected shape \(6,\)"),
+        ({"y": np.full(6, np.nan)}, "y: expected finite values"),
+        ({"X": np.full((6, 4), np.inf)}, "X: expected finite values"),
+        ({"eta": 0.0}, "eta: expected > 0"),
+        ({"eta": -1.0}, "eta: expected > 0"),
+        ({"steps": -1}, "steps: expected >= 0"),
+        ({"steps": 2.5}, "steps: expected an integer"),
+        ({"record_every": 0}, "record_every: expected > 0"),
+        ({"scale": 0.0}, "scale: expected > 0"),
+        ({"on_divergence": "ignore"}, "on_divergence: expected 'raise' or 'flag'"),
+        ({"block": 0}, "block: expected > 0"),
+    ],
+)
+def test_train_bad_input(rng, kwargs, match):
+    X, y, W, a = _problem(rng)
+    args = {"X": X, "y": y, "W0": W, "a0": a, "eta": 0.1, "steps": 3} | kwargs
+    with pytest.raises(ValueError, match=match):
+        net.train(**args)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: net.init_net(3, 0, rng=np.random.default_rng(0)), "m: expected > 0"),
+        (lambda: net.init_net(0, 5, rng=np.random.default_rng(0)), "d: expected > 0"),
+        (lambda: net.init_net(3, 5, rng=0), "rng: expected a numpy.random.Generator"),
+        (lambda: net.init_net(3, 5, rng=np.random.RandomState(0)), "rng: expected a numpy"),
+        (
+            lambda: net.init_net(3, 5, rng=np.random.default_rng(0), antisymmetric=True),
+            "m: expected an even",
+        ),
+        (
+            lambda: net.predict(np.ones((2, 3)), np.ones((4, 2)), np.ones(4)),
+            r"W: expected shape \(\*, 3\)",
+        ),
+        (lambda: net.predict(np.ones((2, 3)), np.ones((4, 3)), np.ones(4), scale=-1), "scale"),
+        (
+            lambda: net.gradients(np.ones((2, 3)), np.ones(3), np.ones((4, 3)), np.ones(4)),
+            "y: expected shape",
+        ),
+        (lambda: net.loss(np.ones(3), np.ones(4)), r"y: expected shape \(3,\)"),
+        (
+            lambda: net.jacobian_W(np.ones((2, 3)), np.ones((4, 3)), np.ones(5)),
+            r"a: expected shape \(4,\)",
+        ),
+    ],
+)
+def test_net_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
