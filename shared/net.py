@@ -8,12 +8,13 @@ with ``W (m, d)``, ``a (m,)``, ``X (n, d)``, ``u (n,)``, and the loss
 both layers (its Sec. 3.2).
 
 A GD step costs two matrix products of ``n * m * d`` multiply-adds each,
-``X W^T`` and ``M^T X`` (``M (n, m)`` the activation pattern weighted by the
-residuals). Everything else is elementwise work on ``(n, m)`` arrays, which
-decides the time when ``d`` is small; :func:`train` therefore walks the neurons
-in blocks whose ``(n, block)`` pre-activations stay in cache, reuses buffers
-allocated once, and folds ``a``, ``eta`` and the residuals into the second
-product so that each block is touched by two cheap passes.
+``Z = X W^T`` and ``M^T B`` with ``M = a_r 1{z_ir >= 0}`` and
+``B = eta c (u - y) * X``: ``eta``, ``c = scale / sqrt(m)``, the residuals and
+``a`` are folded into the small ``(n, d)`` factor and into the pattern, so no
+``(n, m)`` array is scaled. The rest is elementwise work on ``(n, m)`` arrays,
+which decides the time when ``d`` is small: :func:`train` reuses buffers
+allocated once, and each block of neurons is read by two passes while it is in
+cache (the pattern, then ``u_i = c sum_r z_ir M_ir``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ import numpy as np
 
 from shared import _validate as v
 from shared.kernels import gram_g, gram_h
-
-# Pre-activation bytes per neuron block that the auto block size aims at: a
-# fraction of a per-core L2 cache, so the passes after ``X W^T`` hit cache.
-_BLOCK_BYTES = 2**18
-_MIN_BLOCK = 256
-
 
 def init_net(
     d: int,
@@ -125,80 +120,97 @@ def gradients(
 
 
 # --------------------------------------------------------------------------- the step
+def _block_size(n: int, d: int, m: int) -> int:
+    """Neurons per block of the step.
+
+    Small problems (``n d <= 4096``) use blocks of about ``2^18`` multiply-adds
+    per product: the ``(n, block)`` arrays stay in cache and each BLAS call is
+    too small for BLAS to fan out to threads, whose start-up would cost more
+    than the call. Larger problems use one block of up to ``2^24 / n`` neurons
+    (128 MiB of float64 pre-activations), so each product is one large BLAS call.
+    """
+    if n * d <= 4096:
+        return min(m, max(64, 2**18 // (n * d) // 16 * 16))
+    return min(m, max(256, 2**24 // n))
+
+
 class _Workspace:
     """Buffers for one ``(n, d, m)`` problem, allocated once and reused at every step.
 
-    The neuron axis is cut into blocks ``[s, e)``; the activation pattern is
-    stored block after block (``mask[s * n : e * n]`` is block ``[s, e)`` as an
-    ``(n, e - s)`` array), so every block view is contiguous.
+    The neuron axis is cut into blocks ``[s, e)``. The activation pattern
+    ``mask`` and the weighted pattern ``M`` are stored block after block
+    (``mask[s * n : e * n]`` is block ``[s, e)`` as an ``(n, e - s)`` array), so
+    every block view is contiguous.
     """
 
     def __init__(self, n: int, d: int, m: int, dtype, block: int | None = None):
-        if block is None:
-            block = max(_MIN_BLOCK, _BLOCK_BYTES // (np.dtype(dtype).itemsize * n) // 64 * 64)
-        block = min(block, m)
+        block = min(block or _block_size(n, d, m), m)
         self.n, self.d, self.m = n, d, m
         self.blocks = [(s, min(s + block, m)) for s in range(0, m, block)]
-        self._Z = np.empty(n * block, dtype=dtype)  # pre-activations / pattern of one block
-        self._P = np.empty(block * d, dtype=dtype)  # one block of M^T B
+        self._Z = np.empty(n * block, dtype=dtype)  # pre-activations of one block
+        self._M = np.empty(n * m, dtype=dtype)  # a_r 1{w_r.x_i >= 0} (or the 0/1 pattern)
         self.mask = np.empty(n * m, dtype=bool)  # activation pattern 1{w_r.x_i >= 0}
+        self.P = np.empty((m, d), dtype=dtype)  # M^T B
         self.B = np.empty((n, d), dtype=dtype)
         self.u = np.empty(n, dtype=dtype)
-        self._u_block = np.empty(n, dtype=dtype)
 
     def Z(self, s: int, e: int) -> np.ndarray:
         return self._Z[: self.n * (e - s)].reshape(self.n, e - s)  # (n, b)
 
-    def P(self, s: int, e: int) -> np.ndarray:
-        return self._P[: (e - s) * self.d].reshape(e - s, self.d)  # (b, d)
+    def M(self, s: int, e: int) -> np.ndarray:
+        return self._M[s * self.n : e * self.n].reshape(self.n, e - s)  # (n, b)
 
     def pattern(self, s: int, e: int, mask: np.ndarray | None = None) -> np.ndarray:
         mask = self.mask if mask is None else mask
         return mask[s * self.n : e * self.n].reshape(self.n, e - s)  # (n, b)
 
 
-def _forward(X, W, a, c, ws: _Workspace) -> np.ndarray:
-    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``."""
+def _forward(X, W, a, c, ws: _Workspace, *, weighted: bool) -> np.ndarray:
+    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``.
+
+    ``ws.M`` receives the pattern weighted by ``a`` (``weighted=True``) or the
+    plain 0/1 pattern; ``u_i = c sum_r a_r 1{z_ir >= 0} z_ir`` is then one
+    multiply-and-sum pass over each block while it is in cache.
+    """
     u = ws.u
     u.fill(0.0)
     for s, e in ws.blocks:
-        Z = np.matmul(X, W[s:e].T, out=ws.Z(s, e))  # (n, b)
-        np.greater_equal(Z, 0.0, out=ws.pattern(s, e))
-        np.maximum(Z, 0.0, out=Z)  # relu(Z)
-        u += np.matmul(Z, a[s:e], out=ws._u_block)
+        Z = np.matmul(X, W[s:e].T, out=ws.Z(s, e))  # (n, b), pre-activations
+        mask, M = ws.pattern(s, e), ws.M(s, e)
+        np.greater_equal(Z, 0.0, out=mask)
+        if weighted:
+            np.multiply(mask, a[s:e], out=M)  # a_r 1{z_ir >= 0}
+            u += np.einsum("ij,ij->i", Z, M)
+        else:
+            np.copyto(M, mask)
+            np.multiply(Z, M, out=Z)  # relu(Z)
+            u += np.einsum("ij,j->i", Z, a[s:e])
     u *= c
     return u
 
 
 def _backward(X, r, W, a, ws: _Workspace, *, coef, out, W_minus=None, grad_a=None, c=1.0):
-    """``out = coef diag(a) P`` with ``P = M^T (r * X)``, ``M = 1{X W^T >= 0}`` from ``ws.mask``.
+    """``out = coef diag(a) P`` with ``P = 1{X W^T >= 0}^T (r * X)``, from the last forward pass.
 
-    With ``W_minus`` the result is ``W_minus - coef diag(a) P`` instead (the GD
-    update, written straight into ``out``). With ``grad_a`` (an ``(m,)`` buffer),
-    ``grad_a_r = c w_r . P_r = c sum_i r_i relu(w_r . x_i)``, since
-    ``relu(z) = z 1{z >= 0}``; it needs ``W`` unchanged until its block is done.
+    With ``W_minus`` the result is ``W_minus - coef diag(a) P`` (the GD update,
+    written into ``out``). If the forward pass weighted the pattern by ``a``
+    (``grad_a is None``), ``a`` is already in ``ws.M``. Otherwise ``grad_a``
+    (an ``(m,)`` buffer) receives ``c w_r . P_r = c sum_i r_i relu(w_r . x_i)``,
+    since ``relu(z) = z 1{z >= 0}``.
     """
-    if grad_a is None:
-        # a folded into the pattern, coef into B: one pass per block, then the product
-        B = np.multiply(X, (coef * r)[:, None], out=ws.B)  # (n, d)
-        for s, e in ws.blocks:
-            M = np.multiply(ws.pattern(s, e), a[s:e], out=ws.Z(s, e))  # (n, b): a_r 1{.}
-            P = np.matmul(M.T, B, out=ws.P(s, e) if W_minus is not None else out[s:e])  # (b, d)
-            if W_minus is not None:
-                np.subtract(W_minus[s:e], P, out=out[s:e])
-        return
-    B = np.multiply(X, r[:, None], out=ws.B)  # (n, d)
+    weighted = grad_a is None
+    B = np.multiply(X, ((coef if weighted else 1.0) * r)[:, None], out=ws.B)  # (n, d)
+    P = ws.P
     for s, e in ws.blocks:
-        M = ws.Z(s, e)
-        np.copyto(M, ws.pattern(s, e))  # (n, b) in {0, 1}
-        P = np.matmul(M.T, B, out=ws.P(s, e))  # (b, d)
-        np.einsum("bd,bd->b", W[s:e], P, out=grad_a[s:e])
-        P *= (coef * a[s:e])[:, None]
-        if W_minus is not None:
-            np.subtract(W_minus[s:e], P, out=out[s:e])
-        else:
-            out[s:e] = P
-    grad_a *= c
+        np.matmul(ws.M(s, e).T, B, out=P[s:e])  # (b, d)
+    if not weighted:
+        np.einsum("md,md->m", W, P, out=grad_a)
+        grad_a *= c
+        P *= (coef * a)[:, None]
+    if W_minus is not None:
+        np.subtract(W_minus, P, out=out)
+    else:
+        np.copyto(out, P)
 
 
 def _step_quantities(X, y, W, a, c, *, need_grad_a, ws: _Workspace | None = None):
@@ -210,7 +222,7 @@ def _step_quantities(X, y, W, a, c, *, need_grad_a, ws: _Workspace | None = None
     c = float(c)
     if ws is None:
         ws = _Workspace(X.shape[0], X.shape[1], W.shape[0], X.dtype)
-    u = _forward(X, W, a, c, ws).copy()  # (n,)
+    u = _forward(X, W, a, c, ws, weighted=not need_grad_a).copy()  # (n,)
     r = u - y  # (n,), residual
     L = 0.5 * float(r @ r)
     grad_W = np.empty_like(W)  # (m, d)
@@ -355,7 +367,7 @@ def train(
     diverged_step = None
     for k in range(steps + 1):
         with np.errstate(over="ignore", invalid="ignore"):
-            u = _forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
+            u = _forward(X, W, a, c, ws, weighted=not train_a)  # (n,), pattern in ws.mask
             r = u - y  # (n,)
             L = 0.5 * float(r @ r)
         if not np.isfinite(L):

@@ -158,7 +158,7 @@ def plot(result: dict):
         ylim=(1e-16, 2),
         title=f"same $\\eta = 1/\\lambda_{{max}}(\\Theta_\\infty)$, m = {result['width_trained']}",
     )
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper right", fontsize=7)
 
     ax = axes[1]
     for key, lab in (("W", "$H_\\infty$"), ("Wa", "$H_\\infty + G_\\infty$")):

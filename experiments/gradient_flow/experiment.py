@@ -1,7 +1,7 @@
 """gradient_flow: GD is the Euler discretisation of gradient flow, and the flow beats its bound.
 
 Gradient flow ``dW/dt = -grad L(W)`` is integrated with a high-order adaptive
-ODE solver (``scipy.integrate.DOP853``, ``W`` flattened, rtol 1e-10) for a small
+ODE solver (``scipy.integrate.DOP853``, ``W`` flattened, rtol 1e-13) for a small
 wide two-layer net, and compared with GD: GD at step ``k`` sits near the flow
 at ``t = eta k``, with a largest deviation that shrinks linearly in ``eta``
 (Euler's method has global error O(eta)); at a step near ``2 / lambda_max``
@@ -153,7 +153,7 @@ def spectral_slope(H: np.ndarray, R: np.ndarray, window: np.ndarray, *, dt: floa
 
 
 # --------------------------------------------------------------------------- experiment
-FIT_HI, FIT_LO = 1e-6, 1e-16  # late-phase window of ||u(t) - y||^2 / ||u(0) - y||^2
+FIT_HI, FIT_LO = 1e-6, 1e-14  # late-phase window of ||u(t) - y||^2 / ||u(0) - y||^2
 
 
 def run(*, quick: bool, seed: int, progress=None) -> dict:
@@ -173,13 +173,13 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     ev0 = np.linalg.eigvalsh(H0)  # ascending
     delta = 0.025 / ev0[-1]  # smallest step; every step below is a multiple of it
     every = 8  # flow and GD compared on the grid t_j = 8 delta j
-    T = 24.0 / ev0[0]  # 2 lambda_min(H) T = 48: the loss ratio reaches ~1e-20
+    T = 24.0 / ev0[0]  # 2 lambda_min(H) T = 48: the loss ratio ends near 1e-20, below the window
     n_grid = int(np.ceil(T / (every * delta)))
     steps_fine = n_grid * every  # in units of delta
     t_grid = delta * np.arange(0, steps_fine + 1, every)  # (n_grid + 1,)
 
-    U_flow, W_end, n_evals = flow_predictions(X, y, W0, a, t_grid, rtol=1e-12, atol=1e-14)
-    U_loose, _, _ = flow_predictions(X, y, W0, a, t_grid, rtol=1e-10, atol=1e-12)
+    U_flow, W_end, n_evals = flow_predictions(X, y, W0, a, t_grid, rtol=1e-13, atol=1e-15)
+    U_loose, _, _ = flow_predictions(X, y, W0, a, t_grid, rtol=1e-11, atol=1e-13)
     r0 = float(np.linalg.norm(U_flow[0] - y))
     loss_ratio = np.sum((U_flow - y) ** 2, axis=1) / r0**2  # ||u(t) - y||^2 / ||u(0) - y||^2
     if progress is not None:
@@ -207,7 +207,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     lam_min_end = float(np.linalg.eigvalsh(gram(X, W_end))[0])
     lam_min_along = float(np.linalg.eigvalsh(gram(X, W0))[0])
     dt = every * delta
-    # late phase: d/dt log ||u(t) - y||^2 fitted where 1e-16 <= ratio <= 1e-6
+    # late phase: d/dt log ||u(t) - y||^2 fitted where 1e-14 <= ratio <= 1e-6
     window = (loss_ratio >= FIT_LO) & (loss_ratio <= FIT_HI)
     slope = fit.log_rate(loss_ratio, hi=FIT_HI, lo=FIT_LO) / dt
     spectral = spectral_slope(gram(X, W_end), U_flow - y, window, dt=dt)
@@ -271,7 +271,7 @@ def plot(result: dict):
     )
     ax.semilogy(t, result["bound"], "C2:", lw=2, label=r"Thm 3.2 bound $e^{-\lambda_0 t}$")
     ta, ra = result["t_fit_start"], result["loss_ratio_fit_start"]
-    late = t >= ta - 0.3 * (t[-1] - ta)
+    late = t >= ta
     ax.semilogy(
         t[late],
         3 * ra * np.exp(-2 * result["lambda_min_H_end"] * (t[late] - ta)),

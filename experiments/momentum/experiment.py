@@ -379,8 +379,19 @@ def plot(result: dict):
     ax.legend(fontsize=7)
 
     ax = axes[1, 2]
-    steps = np.where(np.isfinite(result["net_gd_steps"]), result["net_gd_steps"], np.nan)
-    ax.plot(result["net_grid"], steps, "o-", label="GD, constant step")
+    grid, gd_steps = result["net_grid"], np.asarray(result["net_gd_steps"], dtype=float)
+    reached = np.isfinite(gd_steps)
+    ax.plot(grid[reached], gd_steps[reached], "o-", label="GD, constant step")
+    if not reached.all():
+        top = 1.5 * gd_steps[reached].max()
+        ax.plot(
+            grid[~reached],
+            np.full((~reached).sum(), top),
+            "x",
+            color="C0",
+            ms=7,
+            label="GD: tolerance not reached in budget",
+        )
     ax.axhline(result["net_hb_steps"], color="C1", label="heavy ball")
     ax.axhline(result["net_nesterov_steps"], color="C2", label="Nesterov")
     ax.set(

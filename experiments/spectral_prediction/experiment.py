@@ -40,7 +40,7 @@ FULL = {
     "widths": (250, 1000, 4000, 16000, 64000),
     "width_converge": 16000,
     "steps_curve": 400,
-    "steps_converge": 4000,
+    "steps_converge": 3000,
 }
 LABELS = ("structured", "random")
 
