@@ -200,8 +200,8 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
 
     names = list(results)
 
-    def not_logreg(p):
-        return p != "logistic regression"
+    def kind(p):
+        return {"logistic regression": "logreg", "ReLU net": "net"}.get(p, "quad")
 
     arm = [(results[p][v], p) for p in names for v in ("fixed", "warm")]
     smooth = [(r, p) for r, p in arm if p != "ReLU net"]
@@ -222,9 +222,10 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         "steps_taken": {
             p: {v: results[p][v]["t"] * results[p]["L"] for v in ("fixed", "warm")} for p in names
         },
-        "iter_ratio_max_quad_net": float(max(r["iter_ratio"] for r, p in arm if not_logreg(p))),
-        "iter_ratio_min_quad_net": float(min(r["iter_ratio"] for r, p in arm if not_logreg(p))),
-        "iter_ratio_max_logreg": float(max(r["iter_ratio"] for r, p in arm if not not_logreg(p))),
+        "iter_ratio_max_quad": float(max(r["iter_ratio"] for r, p in arm if kind(p) == "quad")),
+        "iter_ratio_min_quad": float(min(r["iter_ratio"] for r, p in arm if kind(p) == "quad")),
+        "iter_ratio_max_logreg": float(max(r["iter_ratio"] for r, p in arm if kind(p) == "logreg")),
+        "iter_ratio_max_net": float(max(r["iter_ratio"] for r, p in arm if kind(p) == "net")),
         "armijo_margin_min": float(min(r["armijo_margin"] for r, _ in arm)),
         "t_lo_ratio_min_smooth": float(min(r["t_lo_ratio"] for r, _ in smooth)),
         "t_hi_ratio_max": float(max(r["t_hi_ratio"] for r in with_mu)),

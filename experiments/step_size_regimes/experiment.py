@@ -46,7 +46,10 @@ FULL = {
         "d": 20,
         "m": 8000,
         "grid": np.concatenate(
-            [[0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8], np.arange(2.2, 6.1, 0.4)]
+            [
+                [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8],
+                np.round(np.arange(2.2, 6.1, 0.4), 2),
+            ]
         ),
         "steps": 500,
         "lin_steps": 60,
@@ -311,10 +314,12 @@ def plot(result: dict):
 
     ax = axes[1, 0]
     grid = result["net_grid"]
-    shown = [0.25, 0.85, 1.5, 1.8, 2.2, 2.6, 3.0, 4.0, 5.0]
-    for c, curve in zip(grid, result["net_loss_curves"], strict=True):
-        if np.any(np.isclose(c, shown)):
-            ax.semilogy(curve, "-" if c < 2.0 else "--", lw=0.9, label=f"{c:.2g}")
+    sub, sup = np.flatnonzero(grid < 2.0), np.flatnonzero(grid > 2.0)
+    shown = [*sub[:: max(1, len(sub) // 3)], *sup[:4], sup[-1]]
+    for i in shown:
+        # diverging runs reach 1e300: clip them to the frame so the axis can autoscale
+        curve = np.clip(result["net_loss_curves"][i], 1e-30, 1e10)
+        ax.semilogy(curve, "-" if grid[i] < 2.0 else "--", lw=0.9, label=f"{grid[i]:.2g}")
     ax.set(
         ylim=(1e-20, 1e8),
         xlabel="step k",
