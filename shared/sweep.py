@@ -167,8 +167,15 @@ def sources_hash(module: str) -> str | None:
 _worker_sources_hash = functools.cache(sources_hash)  # what a worker imported, hashed once
 
 
+def _import_on_worker(module: str) -> str | None:
+    """Run on every Dask worker before a sweep: import the task's module, hash its sources."""
+    importlib.import_module(module)
+    return _worker_sources_hash(module)
+
+
 def _execute(task_fn: Callable, config: dict, seed: int, root_seed: int) -> dict:
     """Run one task in a worker; the task's own exceptions become an 'error' outcome."""
+    code = _worker_sources_hash(task_fn.__module__)
     t0 = time.perf_counter()
     try:
         metrics = _clean_metrics(
@@ -180,7 +187,7 @@ def _execute(task_fn: Callable, config: dict, seed: int, root_seed: int) -> dict
     return {
         "metrics": metrics,
         "runtime_s": time.perf_counter() - t0,
-        "code": _worker_sources_hash(task_fn.__module__),
+        "code": code,
         "status": status,
         "error": error,
     }
@@ -314,20 +321,6 @@ def _resume(
     return done, repair
 
 
-def _make_row(config: dict, seed: int, root_seed: int, res: dict, code: str | None) -> dict:
-    """A table row; a worker that imported other sources than the driver's is an error."""
-    status, error, metrics = res["status"], res["error"], res["metrics"]
-    if status == "ok" and None not in (code, res["code"]) and res["code"] != code:
-        status, metrics = "error", {}
-        error = (
-            f"stale worker: it imported sources {res['code']}, the driver has {code}; "
-            "restart the workers after changing the code"
-        )
-    row = {**config, "seed": seed, "root_seed": root_seed, **metrics}
-    row.update(runtime_s=res["runtime_s"], code=res["code"], status=status, error=error)
-    return row
-
-
 def _warn_other_code(rows, code: str | None, path: Path) -> None:
     other = sorted({r.get("code") for r in rows} - {code, None})
     if code is not None and other:
@@ -366,14 +359,34 @@ def _run_local(task_fn, tasks, root_seed: int, workers: int | None) -> Iterator[
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(task_fn, tasks, root_seed: int, scheduler: str, workers: int | None):
-    """``(task, outcome)`` as tasks finish on the Dask cluster at ``scheduler``."""
+def _run_dask(task_fn, tasks, root_seed: int, scheduler: str, workers: int | None, code):
+    """``(task, outcome)`` as tasks finish on the Dask cluster at ``scheduler``.
+
+    Every worker first imports the task's module (a worker that cannot would
+    drop the task stream) and reports the hash of the sources it imported: a
+    worker started before the code changed is refused.
+    """
     from distributed import Client
     from distributed import as_completed as dask_completed
 
     with Client(scheduler, set_as_default=False) as client:
         if workers:
             client.wait_for_workers(workers)
+        module = task_fn.__module__
+        if module != "__main__":  # a __main__ function travels by value
+            try:
+                seen = client.run(_import_on_worker, module)
+            except ImportError as exc:
+                raise ValueError(
+                    f"task_fn: the Dask workers cannot import {module!r} ({exc}); "
+                    "install the project on every worker"
+                ) from None
+            stale = sorted(w for w, h in seen.items() if code is not None and h != code)
+            if stale:
+                raise ValueError(
+                    f"scheduler: workers {stale} imported other sources of {module!r} than the "
+                    f"driver's ({code}); restart them after changing the code"
+                )
         name = getattr(task_fn, "__name__", "task")
         pending = {
             client.submit(
@@ -493,10 +506,11 @@ def run_sweep(
             if scheduler is None:
                 runner = _run_local(task_fn, todo, root_seed, workers)
             else:
-                runner = _run_dask(task_fn, todo, root_seed, scheduler, workers)
+                runner = _run_dask(task_fn, todo, root_seed, scheduler, workers, code)
             with contextlib.closing(runner):
                 for (config, seed), res in runner:
-                    row = _make_row(config, seed, root_seed, res, code)
+                    row = {**config, "seed": seed, "root_seed": root_seed, **res["metrics"]}
+                    row |= {k: res[k] for k in ("runtime_s", "code", "status", "error")}
                     table.write(_dumps(row) + "\n")
                     table.flush()
                     os.fsync(table.fileno())

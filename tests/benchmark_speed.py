@@ -17,25 +17,40 @@ each keeps its fastest round. Nothing is compared with stored times.
   (bound 2x). The pass is the kernel's one transcendental, ``arccos``; the ratio
   against a plain multiply pass is printed too.
 
-PyTorch and JAX are used only here and only if installed (never a requirement);
-all peers get the same number of threads: ``OMP_NUM_THREADS`` if set, else all
-cores. Run: ``python tests/benchmark_speed.py`` (``--rounds`` to trade time
-for stability, ``--quick`` for a smoke run at small sizes).
+PyTorch and JAX are used only here and only if installed (never a requirement).
+All peers get the same number of threads: ``--threads`` if given, else
+``OMP_NUM_THREADS`` if set, else all cores (numpy's BLAS reads it at import, so
+it is set before numpy is imported). Run: ``python tests/benchmark_speed.py``
+(``--rounds`` to trade time for stability, ``--threads 1`` for the one-thread
+setting that CI and the experiments use, ``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 
-THREADS = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-os.environ.setdefault(
-    "XLA_FLAGS",
+
+def _threads_from_argv(argv: list[str]) -> int:
+    """``--threads N`` from the command line, before argparse (numpy is not imported yet)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+THREADS = _threads_from_argv(sys.argv)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+os.environ["XLA_FLAGS"] = (
     f"--xla_cpu_multi_thread_eigen={'true' if THREADS > 1 else 'false'} "
-    f"intra_op_parallelism_threads={THREADS}",
+    f"intra_op_parallelism_threads={THREADS}"
 )
 
 import numpy as np  # noqa: E402
@@ -87,6 +102,7 @@ def _torch():
     except ImportError:
         return None
     torch.set_num_threads(THREADS)
+    torch.set_num_interop_threads(THREADS)
     return torch
 
 
@@ -157,7 +173,7 @@ def bench_step(n, d, m, *, rounds, torch, jax) -> bool:
 
     t1 = time.perf_counter()
     net.train(X, y, W0, a0, eta=ETA, steps=1, record_every=1)
-    S = max(2, min(50, round(0.5 / max(time.perf_counter() - t1, 1e-4))))
+    S = max(3, min(50, round(0.5 / max(time.perf_counter() - t1, 1e-4))))
     contenders = {
         "train_S": lambda: net.train(X, y, W0, a0, eta=ETA, steps=S, record_every=S),
         "train_0": lambda: net.train(X, y, W0, a0, eta=ETA, steps=0),
@@ -245,6 +261,9 @@ def bench_h_inf(n, d, *, rounds) -> bool:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default: 5)")
+    parser.add_argument(
+        "--threads", type=int, default=THREADS, help=f"threads for every peer (default: {THREADS})"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run only")
     args = parser.parse_args(argv)
     torch, jax = _torch(), _jax()

@@ -258,12 +258,13 @@ def plot(result: dict):
     ax.semilogy(gn, label=r"$\|\nabla f\|$")
     ax.semilogy(np.abs(P[:, 1]), label=r"$|y_k|$")
     ax.semilogy(np.abs(P[:, 0]), label=r"$|x_k|$")
-    e = int(np.round(np.log10(abs(P[0, 1]))))
+    mant, exp = f"{P[0, 1]:.0e}".split("e")
+    y0_tex = (f"{mant} \\times " if mant != "1" else "") + f"10^{{{int(exp)}}}"
     ax.set(
         ylim=(1e-14, 3),
         xlim=(0, 1.3 * on[-1]),
         xlabel="step k",
-        title=rf"(b) saddle: GD from $(1, 10^{{{e}}})$, $\eta$ = {result['eta_saddle']:g}",
+        title=rf"(b) saddle: GD from $(1, {y0_tex})$, $\eta$ = {result['eta_saddle']:g}",
     )
     ax.legend(fontsize=7)
 

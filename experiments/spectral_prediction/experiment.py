@@ -34,8 +34,8 @@ QUICK = {
     "steps_converge": 2000,
 }
 FULL = {
-    "n": 150,
-    "d": 20,
+    "n": 100,
+    "d": 30,
     "margin": 0.1,
     "widths": (250, 1000, 4000, 16000, 64000),
     "width_converge": 16000,
