@@ -15,7 +15,7 @@ from shared.harness.registry import load
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = sorted((ROOT / "discussions").glob("*.md"))
-CITE = re.compile(r"\[([a-z][a-z0-9_]*):([a-z][a-z0-9_]*)\]\(([^)]+)\)")
+CITE = re.compile(r"\[([a-z][a-z0-9_]*):([A-Za-z][A-Za-z0-9_]*)\]\(([^)]+)\)")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
