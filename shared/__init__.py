@@ -9,8 +9,9 @@ Modules (one concept each):
 - :mod:`shared.fit`      -- rates and exponents fitted the same way everywhere.
 - :mod:`shared.plotting` -- one look for every figure, saved headless.
 
-The experiment machinery lives apart, in :mod:`shared.harness`; the science
-never imports it.
+The machinery lives apart: :mod:`shared.harness` discovers, runs and checks
+experiments, and :mod:`shared.sweep` runs grids of configurations x seeds locally or
+on a Dask cluster. The science never imports either.
 """
 
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ matrices, ``lam0 = lambda_min(H_inf)``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import blas, solve_triangular
+from scipy.linalg import solve_triangular
 
 from shared import _validate as v
 
@@ -115,27 +115,10 @@ def _check_W(X: np.ndarray, W) -> np.ndarray:
 
 
 def _chunk(chunk, n: int) -> int:
-    """Neurons per chunk: given, or about 16 MiB of ``(n, chunk)`` pre-activations."""
+    """Neurons per chunk: given, or about 32 MiB of float64 ``(n, chunk)`` pre-activations."""
     if chunk is None:
-        return max(256, 2**21 // n)
+        return max(256, 2**22 // n)
     return v.positive("chunk", chunk, integer=True)
-
-
-def _syrk_accumulate(A: np.ndarray, acc: np.ndarray) -> None:
-    """``acc += A A^T`` (upper triangle only) for ``A (n, c)`` C-ordered, ``acc (n, n)`` F-ordered.
-
-    BLAS ``syrk`` does half the multiply-adds of a general product. ``A.T`` is
-    an F-ordered ``(c, n)`` view, so nothing is copied.
-    """
-    syrk = blas.ssyrk if acc.dtype == np.float32 else blas.dsyrk
-    syrk(1.0, A.T, beta=1.0, c=acc, trans=1, lower=0, overwrite_c=1)
-
-
-def _symmetrize(acc: np.ndarray) -> np.ndarray:
-    """Full symmetric matrix from the upper triangle of ``acc`` (strict lower part zero)."""
-    full = acc + acc.T
-    full[np.diag_indices_from(full)] = acc.diagonal()
-    return full
 
 
 def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndarray:
@@ -144,15 +127,16 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
     ``H(W)_ij = (1/m) x_i.x_j sum_r 1{w_r.x_i >= 0, w_r.x_j >= 0}`` (Du et al.
     2019, Eq. (5)); as matrices ``H = (X X^T) * (A A^T) / m`` with
     ``A = 1{X W^T >= 0}`` of shape ``(n, m)``. The neuron axis is processed in
-    chunks of ``chunk`` so memory is ``O(n * chunk)``, not ``O(n * m)``. The 0/1
-    counts ``A A^T`` are accumulated in float32 by a symmetric rank-k update,
-    exact up to ``2^24`` neurons.
+    chunks of ``chunk`` so memory is ``O(n^2 + n * chunk)``, not ``O(n * m)``.
+    The 0/1 counts ``A A^T`` are accumulated in float32, exact up to ``2^24``
+    neurons; numpy computes ``A_c @ A_c.T`` as a symmetric rank-k update (BLAS
+    ``syrk``, half the multiply-adds of a general product).
 
     Parameters
     ----------
     X : (n, d) ndarray
     W : (m, d) ndarray
-    chunk : neurons per chunk (default: about 16 MiB of pre-activations).
+    chunk : neurons per chunk (default: about 32 MiB of pre-activations).
 
     Returns
     -------
@@ -166,7 +150,7 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
     chunk = min(_chunk(chunk, n), m)
     if m >= 2**24:
         raise ValueError(f"W: expected fewer than 2**24 neurons for exact float32 counts, got {m}")
-    counts = np.zeros((n, n), dtype=np.float32, order="F")  # upper triangle of A A^T
+    counts = np.zeros((n, n), dtype=np.float32)  # A A^T
     Z_buf = np.empty(n * chunk, dtype=X.dtype)
     A_buf = np.empty(n * chunk, dtype=np.float32)
     for start in range(0, m, chunk):
@@ -175,9 +159,9 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
         Z = np.matmul(X, W_c.T, out=Z_buf[:size].reshape(n, -1))  # (n, c)
         A = A_buf[:size].reshape(n, -1)  # (n, c)
         np.greater_equal(Z, 0.0, out=A, casting="unsafe")  # 1{w_r.x_i >= 0} as 0.0 / 1.0
-        _syrk_accumulate(A, counts)
+        counts += A @ A.T  # (n, n), exact integers in float32
     H = X @ X.T  # (n, n)
-    H *= _symmetrize(counts)
+    H *= counts
     H /= m
     return H
 
@@ -192,14 +176,13 @@ def gram_g(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
     W = _check_W(X, W)
     n, m = X.shape[0], W.shape[0]
     chunk = min(_chunk(chunk, n), m)
-    G = np.zeros((n, n), dtype=X.dtype, order="F")  # upper triangle of R R^T
+    G = np.zeros((n, n), dtype=X.dtype)
     Z_buf = np.empty(n * chunk, dtype=X.dtype)
     for start in range(0, m, chunk):
         W_c = W[start : start + chunk]  # (c, d)
         R = np.matmul(X, W_c.T, out=Z_buf[: n * W_c.shape[0]].reshape(n, -1))  # (n, c)
-        np.maximum(R, 0.0, out=R)
-        _syrk_accumulate(R, G)
-    G = _symmetrize(G)
+        np.maximum(R, 0.0, out=R)  # relu
+        G += R @ R.T  # (n, n), syrk
     G /= m
     return G
 

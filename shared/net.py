@@ -27,6 +27,7 @@ import numpy as np
 from shared import _validate as v
 from shared.kernels import gram_g, gram_h
 
+
 def init_net(
     d: int,
     m: int,

@@ -12,7 +12,9 @@ a child of ``np.random.SeedSequence(root_seed)`` whose spawn key is derived
 from the task's content (its configuration and seed), not from its position
 in the grid. A task's numbers therefore depend only on ``(root_seed, config,
 seed)``: a resumed sweep, a sweep with more widths or seeds, or the task run
-alone (:func:`task_rng`) reproduce them bit for bit.
+alone (:func:`task_rng`) reproduce them bit for bit. Each row also records a
+hash of the sources the worker imported, and workers that imported other
+sources than the driver's are refused.
 
     python -m shared.sweep figure1 --widths 64,256,1024,4096 --seeds 0-4 --out sweep.jsonl
 
@@ -568,20 +570,12 @@ def _ints(text: str) -> list[int]:
 
 def _summary(rows: list[dict]) -> str:
     """Mean over seeds per width of the Figure 1 quantities."""
-    cols = (
-        "lam0",
-        "eta",
-        "loss_ratio",
-        "log_rate",
-        "move_max",
-        "move_rms",
-        "flip_fraction",
-        "runtime_s",
-    )
+    cols = "lam0 eta loss_ratio log_rate move_max move_rms flip_fraction runtime_s".split()
     lines = ["m".rjust(6) + "  seeds  " + "  ".join(c.rjust(13) for c in cols)]
     for m in sorted({r["m"] for r in rows}):
         ok = [r for r in rows if r["m"] == m and r["status"] == "ok"]
-        means = [np.mean([r[c] for r in ok]) if ok else float("nan") for c in cols]
+        vals = np.array([[r[c] for c in cols] for r in ok], dtype=float).reshape(-1, len(cols))
+        means = vals.mean(axis=0) if ok else np.full(len(cols), np.nan)  # a null metric -> nan
         lines.append(f"{m:6d}  {len(ok):5d}  " + "  ".join(f"{x:13.5g}" for x in means))
     return "\n".join(lines)
 
@@ -614,11 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps < 3:
         p.error(f"--steps: expected at least 3 for a rate fit, got {args.steps}")
-    # pickled by reference to the importable module, never to __main__
-    task = importlib.import_module("shared.sweep").figure1_task
     grid = {"m": args.widths, "n": [args.n], "d": [args.d], "steps": [args.steps]}
     rows = run_sweep(
-        task,
+        figure1_task,
         grid,
         args.seeds,
         args.out,
@@ -631,4 +623,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run the importable module, so that functions travel to workers by reference, not by value
+    raise SystemExit(importlib.import_module("shared.sweep").main())

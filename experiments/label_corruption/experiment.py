@@ -105,8 +105,8 @@ def sweep(X, y, X_test, y_test, *, m: int, steps: int, draws: int, rng, progress
     lam = np.linalg.eigvalsh(H)  # (n,) ascending
     eta = 1.0 / lam[-1]
     # E[y_p^T H^-1 y_p] = (1 - p)^2 y^T H^-1 y + (1 - (1 - p)^2) tr(H^-1) for independent flips
-    keep = (1.0 - np.asarray(LEVELS)) ** 2  # (len(LEVELS),) correlation left with the truth
-    expected_sq = keep * kernels.rkhs_norm_sq(H, y) + (1.0 - keep) * np.sum(1.0 / lam)
+    corr = (1.0 - np.asarray(LEVELS)) ** 2  # (len(LEVELS),) E[s_i s_j], i != j, s = y_p / y
+    expected_sq = corr * kernels.rkhs_norm_sq(H, y) + (1.0 - corr) * np.sum(1.0 / lam)
     W0, a0 = net.init_net(d, m, rng=rng, antisymmetric=True)  # u(0) = 0
     keys = (
         "complexity",
@@ -212,7 +212,7 @@ def plot(result: dict):
             ylabel="L(k) / L(0)",
             title=f"{name}: n = {result[f'n_{name}']}, m = {result[f'width_{name}']}",
         )
-        ax.legend(ncol=2)
+        ax.legend(ncol=2, fontsize=7, loc="upper right")
 
         ax = row[1]
         _by_level(ax, p, result[f"complexity_{name}"], "C0", "measured")

@@ -321,6 +321,8 @@ def plot(result: dict):
         title="cost, honestly counted",
     )
     ax.legend(fontsize=6)
+    for a in axes.flat[4:]:
+        a.tick_params(axis="x", labelsize=7, labelrotation=30)
     return fig
 
 
