@@ -8,13 +8,13 @@ with ``W (m, d)``, ``a (m,)``, ``X (n, d)``, ``u (n,)``, and the loss
 both layers (its Sec. 3.2).
 
 A GD step costs two matrix products of ``n * m * d`` multiply-adds each,
-``Z = X W^T`` and ``M^T B`` with ``M = a_r 1{z_ir >= 0}`` and
-``B = eta c (u - y) * X``: ``eta``, ``c = scale / sqrt(m)``, the residuals and
-``a`` are folded into the small ``(n, d)`` factor and into the pattern, so no
-``(n, m)`` array is scaled. The rest is elementwise work on ``(n, m)`` arrays,
-which decides the time when ``d`` is small: :func:`train` reuses buffers
-allocated once, and each block of neurons is read by two passes while it is in
-cache (the pattern, then ``u_i = c sum_r z_ir M_ir``).
+``Z = X W^T`` and ``M^T B`` with ``M = 1{Z >= 0}`` and
+``B = eta c (u - y) * X``: ``eta``, ``c = scale / sqrt(m)`` and the residuals
+are folded into the small ``(n, d)`` factor and ``a`` into the ``(m, d)``
+result, so no ``(n, m)`` array is scaled. The rest is elementwise work on
+``(n, m)`` arrays, which decides the time when ``d`` is small: :func:`train`
+reuses buffers allocated once and makes three cheap passes (the pattern, its
+0/1 copy, relu) with no ``(n, m)`` temporary.
 """
 
 from __future__ import annotations
@@ -121,17 +121,14 @@ def gradients(
 
 
 # --------------------------------------------------------------------------- the step
-def _block_size(n: int, d: int, m: int) -> int:
-    """Neurons per block of the step.
+def _block_size(n: int, m: int) -> int:
+    """Neurons per block of the step: all of them, up to ``2^24 / n`` (128 MiB of float64 ``Z``).
 
-    Small problems (``n d <= 4096``) use blocks of about ``2^18`` multiply-adds
-    per product: the ``(n, block)`` arrays stay in cache and each BLAS call is
-    too small for BLAS to fan out to threads, whose start-up would cost more
-    than the call. Larger problems use one block of up to ``2^24 / n`` neurons
-    (128 MiB of float64 pre-activations), so each product is one large BLAS call.
+    One block means each product is one large BLAS call, which measured fastest
+    at every benchmark shape (smaller, cache-sized blocks pay more in per-call
+    overhead than they save in memory traffic); the cap bounds the scratch
+    pre-activations for very wide nets.
     """
-    if n * d <= 4096:
-        return min(m, max(64, 2**18 // (n * d) // 16 * 16))
     return min(m, max(256, 2**24 // n))
 
 
@@ -139,17 +136,17 @@ class _Workspace:
     """Buffers for one ``(n, d, m)`` problem, allocated once and reused at every step.
 
     The neuron axis is cut into blocks ``[s, e)``. The activation pattern
-    ``mask`` and the weighted pattern ``M`` are stored block after block
+    ``mask`` (bool) and its 0/1 copy ``M`` (float) are stored block after block
     (``mask[s * n : e * n]`` is block ``[s, e)`` as an ``(n, e - s)`` array), so
     every block view is contiguous.
     """
 
     def __init__(self, n: int, d: int, m: int, dtype, block: int | None = None):
-        block = min(block or _block_size(n, d, m), m)
+        block = min(block or _block_size(n, m), m)
         self.n, self.d, self.m = n, d, m
         self.blocks = [(s, min(s + block, m)) for s in range(0, m, block)]
         self._Z = np.empty(n * block, dtype=dtype)  # pre-activations of one block
-        self._M = np.empty(n * m, dtype=dtype)  # a_r 1{w_r.x_i >= 0} (or the 0/1 pattern)
+        self._M = np.empty(n * m, dtype=dtype)  # 1{w_r.x_i >= 0} as 0.0 / 1.0
         self.mask = np.empty(n * m, dtype=bool)  # activation pattern 1{w_r.x_i >= 0}
         self.P = np.empty((m, d), dtype=dtype)  # M^T B
         self.B = np.empty((n, d), dtype=dtype)
@@ -166,26 +163,17 @@ class _Workspace:
         return mask[s * self.n : e * self.n].reshape(self.n, e - s)  # (n, b)
 
 
-def _forward(X, W, a, c, ws: _Workspace, *, weighted: bool) -> np.ndarray:
-    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``.
-
-    ``ws.M`` receives the pattern weighted by ``a`` (``weighted=True``) or the
-    plain 0/1 pattern; ``u_i = c sum_r a_r 1{z_ir >= 0} z_ir`` is then one
-    multiply-and-sum pass over each block while it is in cache.
-    """
+def _forward(X, W, a, c, ws: _Workspace) -> np.ndarray:
+    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``
+    (bool) and ``ws.M`` (0/1 in the dtype of ``X``, the left factor of the backward product)."""
     u = ws.u
     u.fill(0.0)
     for s, e in ws.blocks:
         Z = np.matmul(X, W[s:e].T, out=ws.Z(s, e))  # (n, b), pre-activations
-        mask, M = ws.pattern(s, e), ws.M(s, e)
-        np.greater_equal(Z, 0.0, out=mask)
-        if weighted:
-            np.multiply(mask, a[s:e], out=M)  # a_r 1{z_ir >= 0}
-            u += np.einsum("ij,ij->i", Z, M)
-        else:
-            np.copyto(M, mask)
-            np.multiply(Z, M, out=Z)  # relu(Z)
-            u += np.einsum("ij,j->i", Z, a[s:e])
+        mask = np.greater_equal(Z, 0.0, out=ws.pattern(s, e))
+        np.copyto(ws.M(s, e), mask)
+        np.maximum(Z, 0.0, out=Z)  # relu(Z)
+        u += Z @ a[s:e]
     u *= c
     return u
 
@@ -193,21 +181,22 @@ def _forward(X, W, a, c, ws: _Workspace, *, weighted: bool) -> np.ndarray:
 def _backward(X, r, W, a, ws: _Workspace, *, coef, out, W_minus=None, grad_a=None, c=1.0):
     """``out = coef diag(a) P`` with ``P = 1{X W^T >= 0}^T (r * X)``, from the last forward pass.
 
-    With ``W_minus`` the result is ``W_minus - coef diag(a) P`` (the GD update,
-    written into ``out``). If the forward pass weighted the pattern by ``a``
-    (``grad_a is None``), ``a`` is already in ``ws.M``. Otherwise ``grad_a``
-    (an ``(m,)`` buffer) receives ``c w_r . P_r = c sum_i r_i relu(w_r . x_i)``,
-    since ``relu(z) = z 1{z >= 0}``.
+    ``coef`` is folded into the ``(n, d)`` factor ``r * X`` and ``a`` into the
+    ``(m, d)`` result, so no ``(n, m)`` array is scaled. With ``W_minus`` the
+    result is ``W_minus - coef diag(a) P`` (the GD update, written into ``out``).
+    With ``grad_a`` (an ``(m,)`` buffer) it also gives
+    ``dL/da_r = c w_r . P_r = c sum_i r_i relu(w_r . x_i)``, as ``relu(z) = z 1{z >= 0}``.
     """
-    weighted = grad_a is None
-    B = np.multiply(X, ((coef if weighted else 1.0) * r)[:, None], out=ws.B)  # (n, d)
+    B = np.multiply(X, ((1.0 if grad_a is not None else coef) * r)[:, None], out=ws.B)  # (n, d)
     P = ws.P
     for s, e in ws.blocks:
         np.matmul(ws.M(s, e).T, B, out=P[s:e])  # (b, d)
-    if not weighted:
+    if grad_a is not None:
         np.einsum("md,md->m", W, P, out=grad_a)
         grad_a *= c
         P *= (coef * a)[:, None]
+    else:
+        P *= a[:, None]
     if W_minus is not None:
         np.subtract(W_minus, P, out=out)
     else:
@@ -223,7 +212,7 @@ def _step_quantities(X, y, W, a, c, *, need_grad_a, ws: _Workspace | None = None
     c = float(c)
     if ws is None:
         ws = _Workspace(X.shape[0], X.shape[1], W.shape[0], X.dtype)
-    u = _forward(X, W, a, c, ws, weighted=not need_grad_a).copy()  # (n,)
+    u = _forward(X, W, a, c, ws).copy()  # (n,)
     r = u - y  # (n,), residual
     L = 0.5 * float(r @ r)
     grad_W = np.empty_like(W)  # (m, d)
@@ -341,7 +330,7 @@ def train(
         stability limit ``2 / lambda_max`` of the kernel at step 0) or ``"flag"``
         (stop and return with ``diverged=True``) when the loss becomes non-finite.
     progress : called as ``progress(k, steps)`` after each recorded step.
-    block : neurons per block of the step (default: sized for the cache).
+    block : neurons per block of the step (default: all, up to ``2^24 / n``).
     """
     X, W0, a0 = _check_net(X, W0, a0)
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
@@ -368,7 +357,7 @@ def train(
     diverged_step = None
     for k in range(steps + 1):
         with np.errstate(over="ignore", invalid="ignore"):
-            u = _forward(X, W, a, c, ws, weighted=not train_a)  # (n,), pattern in ws.mask
+            u = _forward(X, W, a, c, ws)  # (n,), pattern in ws.mask and ws.M
             r = u - y  # (n,)
             L = 0.5 * float(r @ r)
         if not np.isfinite(L):

@@ -5,10 +5,12 @@ timed in interleaved rounds (so a busy machine slows all of them alike) and
 each keeps its fastest round. Nothing is compared with stored times.
 
 - **GD step on W** (float64) at ``(n, d, m)`` = (1000, 1000, 4096), (1000, 100, 4096),
-  (100, 20, 8000): ``net.train`` per step against the two matrix products the
-  step needs (``X W^T`` and ``M^T X``; bound 1.3x where they dominate, the first
-  shape) and against the same step in PyTorch autograd and JAX ``jit``
-  (bound: faster, at every shape).
+  (100, 20, 8000): ``net.train`` per step, ``(t(S steps) - t(0 steps)) / S`` so
+  that validation and buffer set-up are excluded, against the two matrix
+  products the step needs (``X W^T`` and ``M^T X``; bound 1.3x where they
+  dominate, the first shape) and against the same step in PyTorch autograd and
+  JAX ``jit`` (bound: faster, at every shape). The cost of recording every
+  diagnostic at every step is printed for information.
 - **H(W)** for n = 2000, m = 16384 (d = 100): ``kernels.gram_h`` against one
   float32 product of that shape, ``(n, m) @ (m, n)`` (bound 1.3x), and its
   peak memory at two widths (bounded independently of m).
@@ -22,7 +24,9 @@ All peers get the same number of threads: ``--threads`` if given, else
 ``OMP_NUM_THREADS`` if set, else all cores (numpy's BLAS reads it at import, so
 it is set before numpy is imported). Run: ``python tests/benchmark_speed.py``
 (``--rounds`` to trade time for stability, ``--threads 1`` for the one-thread
-setting that CI and the experiments use, ``--quick`` for a smoke run).
+setting that CI and the experiments use, ``--quick`` for a smoke run). JAX
+keeps helper threads whatever its flags say; for a strict one-core comparison
+pin the process: ``taskset -c 0 python tests/benchmark_speed.py --threads 1``.
 """
 
 from __future__ import annotations
