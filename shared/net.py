@@ -40,9 +40,10 @@ def init_net(
 
     With ``antisymmetric=True`` (``m`` even) the second half of the neurons
     copies the first half with ``a`` negated, so ``u(0) = 0`` (exactly in exact
-    arithmetic, to rounding, ~1e-16, in floating point) while
-    ``H(0)`` keeps the law of a width-``m`` net (Arora et al. 2019, Sec. 4
-    use a small init for the same purpose).
+    arithmetic, to rounding, ~1e-16, in floating point). ``H(0)`` is then the
+    kernel of the ``m / 2`` distinct neurons, so it fluctuates like that of a
+    width-``m/2`` net (Arora et al. 2019, Sec. 4 use a small init for the same
+    purpose).
 
     Returns
     -------
@@ -118,6 +119,37 @@ def gradients(
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
     v.positive("scale", scale)
     return _step_quantities(X, y, W, a, _coef(scale, W.shape[0]), need_grad_a=True)
+
+
+def objective(X: np.ndarray, y: np.ndarray, a: np.ndarray, *, scale: float = 1.0):
+    """``f(w)`` and ``grad(w)`` of ``L(W)`` as functions of the flat ``w = vec(W) (m * d,)``.
+
+    For the optimizers of :mod:`shared.optim`, which see parameters as one vector.
+    ``a`` is fixed. One forward/backward pass per distinct ``w`` (``minimize`` asks
+    for ``f`` and ``grad`` at the same point); a non-finite ``w`` (a diverged run)
+    gives ``f = inf`` and a NaN gradient instead of raising, so the driver can flag it.
+
+    Returns
+    -------
+    f : callable ``(m * d,) -> float``
+    grad : callable ``(m * d,) -> (m * d,) ndarray``
+    """
+    X = v.array("X", X, ndim=2)
+    a = v.array("a", a, ndim=1, dtype=X.dtype)
+    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
+    shape = (a.shape[0], X.shape[1])
+    last: dict = {}
+
+    def evaluate(w):
+        if "w" not in last or not np.array_equal(last["w"], w):
+            if np.all(np.isfinite(w)):
+                L, gW, _, _ = gradients(X, y, w.reshape(shape), a, scale=scale)
+                last.update(w=w.copy(), L=L, g=gW.ravel())
+            else:
+                last.update(w=w.copy(), L=np.inf, g=np.full(w.shape, np.nan))
+        return last
+
+    return (lambda w: evaluate(w)["L"]), (lambda w: evaluate(w)["g"])
 
 
 # --------------------------------------------------------------------------- the step

@@ -246,3 +246,17 @@ def test_train_bad_input(rng, kwargs, match):
 def test_net_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_objective_matches_gradients_on_flat_w(rng):
+    X = data.unit_sphere(7, 4, rng=rng)
+    y = data.gaussian_labels(7, rng=rng)
+    W, a = net.init_net(4, 9, rng=rng)
+    f, g = net.objective(X, y, a)
+    L, gW, _, _ = net.gradients(X, y, W, a)
+    np.testing.assert_allclose(f(W.ravel()), L, rtol=1e-14)
+    np.testing.assert_allclose(g(W.ravel()), gW.ravel(), rtol=1e-14)
+    bad = W.ravel().copy()
+    bad[0] = np.nan
+    assert f(bad) == np.inf  # a diverged iterate is flagged, never a silent NaN loss
+    assert np.all(np.isnan(g(bad)))

@@ -213,21 +213,6 @@ def convex_not_strongly(cfg: dict, rng: np.random.Generator) -> dict:
 
 
 # --------------------------------------------------------------------------- the net
-def net_objective(X, y, a, shape):
-    """Loss and gradient of the ReLU net as functions of the flat ``W`` (``net.gradients``).
-
-    One forward/backward pass per distinct point: ``minimize`` asks for ``f`` and ``grad`` at
-    the same ``W`` and the pair is computed once.
-    """
-    last = {}
-
-    def evaluate(w):
-        if "w" not in last or not np.array_equal(last["w"], w):
-            L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)
-            last.update(w=w.copy(), L=L, g=gW.ravel())
-        return last
-
-    return (lambda w: evaluate(w)["L"]), (lambda w: evaluate(w)["g"])
 
 
 def bridge(cfg: dict, rng: np.random.Generator) -> dict:
@@ -265,7 +250,7 @@ def bridge(cfg: dict, rng: np.random.Generator) -> dict:
         lr=eta,
         steps=steps,
     )
-    f_net, g_net = net_objective(X, y, a, W0.shape)
+    f_net, g_net = net.objective(X, y, a)
     relu = optim.minimize(f_net, g_net, w0, optimizer=optim.GD(), lr=eta, steps=steps)
 
     def spectral_loss(H):  # (steps + 1,) predicted L(k)

@@ -36,27 +36,11 @@ P_OSC, P_MONO = 1.5, 0.5  # eta * lambda_max(H(0)) in part (c): oscillating / mo
 
 
 # --------------------------------------------------------------------------- shared pieces
-def _objective(X, y, a, shape):
-    """``f(w)``, ``grad(w)`` of ``L(W)`` in ``w = vec(W)``, one pass per distinct ``w``;
-    non-finite ``w`` gives ``f = inf`` (a diverged run)."""
-    last = {"w": None, "val": None}
-
-    def evaluate(w):
-        if last["w"] is None or not np.array_equal(last["w"], w):
-            if np.all(np.isfinite(w)):
-                L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)
-                val = (L, gW.ravel())
-            else:
-                val = (np.inf, np.full(w.shape, np.nan))
-            last["w"], last["val"] = w.copy(), val
-        return last["val"]
-
-    return (lambda w: evaluate(w)[0]), (lambda w: evaluate(w)[1])
 
 
 def _top_mode_components(X, y, a, W0, v1, *, eta, steps):
     """``v1 . (u(k) - y)`` for ``k = 0..steps`` of plain GD at ``eta`` (steps+1,)."""
-    f, g = _objective(X, y, a, W0.shape)
+    f, g = net.objective(X, y, a)
     res = optim.minimize(
         f, g, W0.ravel(), optimizer=optim.GD(), lr=eta, steps=steps, keep_path=True
     )
@@ -69,7 +53,7 @@ def divergence(X, y, W0, a0, *, steps: int, n_lin: int) -> dict:
     lam, V = np.linalg.eigh(kernels.gram_h(X, W0))  # ascending, V (n, n)
     lam_max, v1 = float(lam[-1]), V[:, -1]
     eta = P_DIVERGE * 2.0 / lam_max
-    f, g = _objective(X, y, a0, W0.shape)
+    f, g = net.objective(X, y, a0)
     w0 = W0.ravel()
     clip = CLIP_FRACTION * float(np.linalg.norm(g(w0)))
 
@@ -169,7 +153,7 @@ def oscillation(X, y, W0, a0, *, steps: int, n_window: int) -> dict:
     """GD at ``eta lambda_max(H(0)) = P_OSC`` and ``P_MONO``: sign flips of the top mode."""
     lam, V = np.linalg.eigh(kernels.gram_h(X, W0))
     lam_max, v1 = float(lam[-1]), V[:, -1]
-    f, g = _objective(X, y, a0, W0.shape)
+    f, g = net.objective(X, y, a0)
     out = {}
     for key, p in (("osc", P_OSC), ("mono", P_MONO)):
         eta = p / lam_max

@@ -203,21 +203,6 @@ def valley(cfg: dict, rng: np.random.Generator) -> dict:
 
 
 # --------------------------------------------------------------------------- the net
-def net_objective(X, y, a, shape):
-    """Loss and gradient of the ReLU net as functions of the flat ``W`` (``net.gradients``),
-    one forward/backward pass per distinct point; ``inf`` once ``W`` is no longer finite."""
-    last = {}
-
-    def evaluate(w):
-        if "w" not in last or not np.array_equal(last["w"], w):
-            if np.all(np.isfinite(w)):
-                L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)
-                last.update(w=w.copy(), L=L, g=gW.ravel())
-            else:
-                last.update(w=w.copy(), L=np.inf, g=np.full(w.size, np.nan))
-        return last
-
-    return (lambda w: evaluate(w)["L"]), (lambda w: evaluate(w)["g"])
 
 
 def steps_to_tol(losses: np.ndarray, tol: float) -> float:
@@ -235,7 +220,7 @@ def bridge(cfg: dict, rng: np.random.Generator) -> dict:
     lam0, lam_max = float(lam[0]), float(lam[-1])
     kappa = lam_max / lam0
     W0, a = net.init_net(d, m, rng=rng)
-    f, g = net_objective(X, y, a, W0.shape)
+    f, g = net.objective(X, y, a)
     budget = int(8 * kappa) + 100  # GD at 2/(L + mu) needs ~ (kappa/2) ln(1/tol)/2 steps
 
     def run_net(opt, lr):

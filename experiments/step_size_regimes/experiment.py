@@ -130,21 +130,6 @@ def quadratic_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dic
 
 
 # --------------------------------------------------------------------------- the net
-def net_objective(X, y, a, shape):
-    """Loss and gradient of the ReLU net as functions of the flat ``W`` (``net.gradients``),
-    one forward/backward pass per distinct point; ``inf`` once ``W`` is no longer finite."""
-    last = {}
-
-    def evaluate(w):
-        if "w" not in last or not np.array_equal(last["w"], w):
-            if np.all(np.isfinite(w)):
-                L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)
-                last.update(w=w.copy(), L=L, g=gW.ravel())
-            else:
-                last.update(w=w.copy(), L=np.inf, g=np.full(w.size, np.nan))
-        return last
-
-    return (lambda w: evaluate(w)["L"]), (lambda w: evaluate(w)["g"])
 
 
 def linearised_objective(J0, r0, w0):
@@ -178,7 +163,7 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
     J0 = net.jacobian_W(X, W0, a)  # (n, m d)
     r0 = net.predict(X, W0, a) - y  # (n,)
     w0 = W0.ravel()
-    f_net, g_net = net_objective(X, y, a, W0.shape)
+    f_net, g_net = net.objective(X, y, a)
     f_lin, g_lin = linearised_objective(J0, r0, w0)
 
     rows = {k: [] for k in ("early_mult", "first_curv", "early_regime", "relu_fate", "lin_fate")}
