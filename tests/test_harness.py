@@ -437,3 +437,19 @@ def test_a_bad_check_is_an_experiment_error():
         _check(at_least=float("nan"))
     with pytest.raises(ExperimentError, match="'rtol'/'atol' only go with 'close_to'"):
         _check(at_least=1.0, rtol=0.1)
+
+
+def test_published_results_stay_small_and_say_what_they_left_out():
+    from shared.harness.runner import publishable
+
+    payload = {
+        "experiment": "x",
+        "quantities": {"rate": 1.0},
+        "series": {"small": [1.0, 2.0], "huge": list(range(200_000))},
+    }
+    out = publishable(payload, max_bytes=10_000)
+    assert out["quantities"] == {"rate": 1.0}  # checked numbers are never dropped
+    assert out["series"] == {"small": [1.0, 2.0]}
+    assert out["series_omitted"] == ["huge"]
+    assert len(json.dumps(out)) <= 10_000
+    assert publishable({"series": {"small": [1.0]}}) == {"series": {"small": [1.0]}}

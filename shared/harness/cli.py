@@ -12,6 +12,7 @@ experiment error (unknown name, malformed expected.toml, missing quantity).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from shared.harness.checks import format_table
 from shared.harness.registry import NAME_RE, ExperimentError, discover, find_root, get
-from shared.harness.runner import Progress, run_experiment
+from shared.harness.runner import Progress, publishable, run_experiment, write_json_atomic
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -97,7 +98,8 @@ def cmd_run(args) -> int:
             print(f"(no check in expected.toml applies in {mode} mode)")
         if args.publish:
             _copy_atomic(out / "figure.png", exp.path / "figure.png")
-            _copy_atomic(out / "results.json", exp.path / "results_full.json")
+            payload = json.loads((out / "results.json").read_text())
+            write_json_atomic(exp.path / "results_full.json", publishable(payload))
             print(f"published figure.png and results_full.json to {exp.path}")
         ok &= rec.passed
         print()

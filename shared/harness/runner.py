@@ -83,6 +83,33 @@ def write_json_atomic(path: Path, payload: dict) -> Path:
     return path
 
 
+PUBLISH_MAX_BYTES = 400_000  # stays under the 1 MB large-file hook with room for growth
+
+
+def publishable(payload: dict, *, max_bytes: int = PUBLISH_MAX_BYTES) -> dict:
+    """A copy of a ``results.json`` payload small enough to commit beside the README.
+
+    Quantities, checks, runtime and environment are always kept. Series are kept
+    smallest first while the JSON stays under ``max_bytes``; the names of those
+    left out are listed under ``series_omitted`` (a full run's ``output/`` holds them).
+    """
+    series = payload.get("series", {})
+    sizes = {k: len(json.dumps(_jsonable(v))) for k, v in series.items()}
+    kept, omitted = {}, []
+    base = len(json.dumps(_jsonable({**payload, "series": {}, "series_omitted": list(series)})))
+    budget = max_bytes - base
+    for key in sorted(series, key=lambda k: sizes[k]):
+        if sizes[key] + len(key) + 8 <= budget:
+            kept[key] = series[key]
+            budget -= sizes[key] + len(key) + 8
+        else:
+            omitted.append(key)
+    out = {**payload, "series": kept}
+    if omitted:
+        out["series_omitted"] = sorted(omitted)
+    return out
+
+
 def _reject_checked_series(exp: Experiment, series: dict, mode: str) -> None:
     """A checked quantity must be a scalar: say so when run() returned it as an array."""
     for c in exp.checks:
