@@ -8,6 +8,7 @@ Modules (one concept each):
 - :mod:`shared.optim`    -- optimizers, step-size schedules and clipping on any gradient.
 - :mod:`shared.fit`      -- rates and exponents fitted the same way everywhere.
 - :mod:`shared.plotting` -- one look for every figure, saved headless.
+- :mod:`shared.backend`  -- the GD loop and Gram tools on any array-API library (GPU arrays).
 
 The machinery lives apart: :mod:`shared.harness` discovers, runs and checks
 experiments, and :mod:`shared.sweep` runs grids of configurations x seeds locally or
