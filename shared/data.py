@@ -201,3 +201,31 @@ def corrupt_labels(
     flipped = np.zeros(n, dtype=bool)
     flipped[rng.choice(n, size=round(fraction * n), replace=False)] = True
     return np.where(flipped, -y, y), flipped
+
+
+def rotated_quadratic(
+    lam: np.ndarray, *, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A quadratic ``f(x) = 1/2 x^T A x`` with spectrum ``lam``, randomly rotated, and a start.
+
+    ``A = Q diag(lam) Q^T`` with ``Q`` a random orthogonal matrix (QR of a Gaussian);
+    ``x0 = Q s / sqrt(d)`` with random signs ``s``, so every eigen-direction carries the
+    same weight and the slowest mode is excited (a rate is a worst case over ``x0``).
+    In the kernel regime the two-layer net is this problem with ``A = H``.
+
+    Parameters
+    ----------
+    lam : (d,) ndarray of eigenvalues, ``d >= 1``.
+
+    Returns
+    -------
+    A : (d, d) ndarray
+    Q : (d, d) ndarray, eigenvectors (columns) in the order of ``lam``.
+    x0 : (d,) ndarray of unit norm.
+    """
+    lam = v.array("lam", lam, ndim=1)
+    v.rng("rng", rng)
+    d = lam.shape[0]
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))  # (d, d)
+    s = rng.choice([-1.0, 1.0], size=d)
+    return (Q * lam) @ Q.T, Q, Q @ s / np.sqrt(d)

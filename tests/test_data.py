@@ -135,3 +135,13 @@ def test_gaussian_labels(rng):
 def test_bad_input_raises_naming_the_argument(rng, call, match):
     with pytest.raises(ValueError, match=match):
         call(rng)
+
+
+def test_rotated_quadratic_has_the_spectrum_and_an_even_start(rng):
+    lam = np.array([0.01, 0.3, 0.7, 1.0])
+    A, Q, x0 = data.rotated_quadratic(lam, rng=rng)
+    np.testing.assert_allclose(np.linalg.eigvalsh(A), lam, atol=1e-14)  # rounding of Q diag Q^T
+    np.testing.assert_allclose(Q.T @ Q, np.eye(4), atol=1e-14)
+    np.testing.assert_allclose(np.abs(Q.T @ x0), 0.5, rtol=1e-12)  # weight 1/sqrt(d) on each mode
+    with pytest.raises(ValueError, match="lam"):
+        data.rotated_quadratic(np.ones((2, 2)), rng=rng)

@@ -50,23 +50,6 @@ FULL = {
 
 
 # --------------------------------------------------------------------------- quadratics
-def rotated_quadratic(lam: np.ndarray, *, rng: np.random.Generator):
-    """``A = Q diag(lam) Q^T`` with ``Q`` a random orthogonal matrix, and a start ``x0``.
-
-    ``x0 = Q s / sqrt(d)`` with random signs ``s``: every eigen-direction carries the same weight,
-    so the slowest mode is excited (a rate is a worst case over ``x0``; a Gaussian ``x0`` can put
-    a tiny weight on it by chance and show a transient rate instead).
-
-    Returns
-    -------
-    A : (d, d) ndarray
-    Q : (d, d) ndarray, eigenvectors (columns) in the order of ``lam``.
-    x0 : (d,) ndarray, unit norm.
-    """
-    d = lam.size
-    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))  # (d, d)
-    s = rng.choice([-1.0, 1.0], size=d)
-    return (Q * lam) @ Q.T, Q, Q @ s / np.sqrt(d)
 
 
 def strongly_convex_spectrum(d: int, mu: float, L: float, *, rng: np.random.Generator):
@@ -115,7 +98,7 @@ def rates_vs_kappa(cfg: dict, rng: np.random.Generator) -> dict:
     step_excess, curves = [], []
     for kappa in cfg["kappas_rate"]:
         mu = L / kappa
-        A, _, x0 = rotated_quadratic(strongly_convex_spectrum(d, mu, L, rng=rng), rng=rng)
+        A, _, x0 = data.rotated_quadratic(strongly_convex_spectrum(d, mu, L, rng=rng), rng=rng)
         for key, eta, pred in (
             ("1L", 1.0 / L, 1.0 - 1.0 / kappa),
             ("opt", 2.0 / (L + mu), (kappa - 1.0) / (kappa + 1.0)),
@@ -141,7 +124,8 @@ def iterations_vs_kappa(cfg: dict, rng: np.random.Generator) -> dict:
     d, eps, L = cfg["d"], cfg["eps"], 1.0
     iters = []
     for kappa in cfg["kappas_iter"]:
-        A, _, x0 = rotated_quadratic(strongly_convex_spectrum(d, L / kappa, L, rng=rng), rng=rng)
+        lam = strongly_convex_spectrum(d, L / kappa, L, rng=rng)
+        A, _, x0 = data.rotated_quadratic(lam, rng=rng)
         steps = int(np.ceil(1.5 * kappa * np.log(1.0 / eps))) + 50
         iters.append(steps_to(gd_distances(A, x0, eta=1.0 / L, steps=steps), eps))
     kappas = np.asarray(cfg["kappas_iter"])
@@ -164,7 +148,7 @@ def convex_run(lam: np.ndarray, steps: int, rng: np.random.Generator) -> dict:
     eigen-coordinates, free of cancellation against the null component that GD never moves.
     """
     L = float(lam.max())
-    A, Q, x0 = rotated_quadratic(lam, rng=rng)
+    A, Q, x0 = data.rotated_quadratic(lam, rng=rng)
     r0_sq = float(np.sum((Q.T @ x0)[lam > 0] ** 2))  # ||x0 - x*||^2
 
     def gap_fn(x):

@@ -73,8 +73,8 @@ def quadratic(d: int, kappa: float, *, rng: np.random.Generator):
     x0 : (d,) ndarray
     """
     lam = np.concatenate([[1.0 / kappa], rng.uniform(1.0 / kappa, 1.0, d - 2), [1.0]])
-    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))  # (d, d)
-    return (Q * lam) @ Q.T, Q @ rng.choice([-1.0, 1.0], size=d) / np.sqrt(d)
+    A, _, x0 = data.rotated_quadratic(lam, rng=rng)
+    return A, x0
 
 
 def distances(A, x0, optimizer, lr, steps) -> np.ndarray:

@@ -93,10 +93,8 @@ def quadratic_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dic
     """GD on ``1/2 x^T A x`` (spectrum in ``[L/kappa, L]``, ``L = 1``) over the ``eta`` grid."""
     d, kappa, steps = cfg["d"], cfg["kappa"], cfg["steps"]
     lam = np.concatenate([[1.0 / kappa], rng.uniform(1.0 / kappa, 1.0, d - 2), [1.0]])
-    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))  # (d, d)
-    A = (Q * lam) @ Q.T
+    A, Q, x0 = data.rotated_quadratic(lam, rng=rng)  # x0: equal weight on every eigenvector
     v_top = Q[:, -1]  # (d,)
-    x0 = Q @ rng.choice([-1.0, 1.0], size=d) / np.sqrt(d)  # equal weight on every eigenvector
     measured, agree, multipliers, examples = [], [], [], {}
     for c in cfg["grid"]:
         with np.errstate(over="ignore", invalid="ignore"):
