@@ -12,17 +12,27 @@ A GD step costs two matrix products of ``n * m * d`` multiply-adds each,
 ``B = eta c (u - y) * X``: ``eta``, ``c = scale / sqrt(m)`` and the residuals
 are folded into the small ``(n, d)`` factor and ``a`` into the ``(m, d)``
 result, so no ``(n, m)`` array is scaled. The rest is elementwise work on
-``(n, m)`` arrays, which decides the time when ``d`` is small: :func:`train`
-reuses buffers allocated once and makes three cheap passes (the pattern, its
-0/1 copy, relu) with no ``(n, m)`` temporary.
+``(n, m)`` arrays, which decides the time when ``d`` is small. :func:`train`
+cuts the neurons into blocks whose pre-activations fit in a core's cache and
+makes every pass over a block while it is there (the pattern as bools, relu,
+the block's share of ``u``; in the backward pass, the 0/1 copy of the pattern
+and the block's product); only the bool pattern of the whole net is stored.
+The blocks are shared out to ``threads`` threads, each calling a one-thread
+BLAS, so the elementwise passes use every core too; the blocks fix every
+summation order, so the numbers do not depend on the thread count.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from shared import _validate as v
 from shared.kernels import gram_g, gram_h
@@ -153,59 +163,140 @@ def objective(X: np.ndarray, y: np.ndarray, a: np.ndarray, *, scale: float = 1.0
 
 
 # --------------------------------------------------------------------------- the step
-def _block_size(n: int, m: int) -> int:
-    """Neurons per block of the step: all of them, up to ``2^24 / n`` (128 MiB of float64 ``Z``).
+_BLOCK_ELEMENTS = 2**18  # pre-activations per block by default: 2 MiB of float64
 
-    One block means each product is one large BLAS call, which measured fastest
-    at every benchmark shape (smaller, cache-sized blocks pay more in per-call
-    overhead than they save in memory traffic); the cap bounds the scratch
-    pre-activations for very wide nets.
+
+def _blocks(n: int, m: int, block: int | None) -> list[tuple[int, int]]:
+    """The neuron blocks ``[s, e)`` of the step: equal sizes (to one neuron), ``block`` at most.
+
+    By default a block holds about ``2^18`` pre-activations (``n x b``, 2 MiB in
+    float64), so the elementwise passes over it run in cache instead of
+    streaming an ``(n, m)`` array through memory; that measured fastest at all
+    three benchmark shapes, against one block (the old default) and against
+    halving or doubling the size. The blocks depend on ``(n, m, block)`` only,
+    never on the number of threads, so every thread count gives the same numbers.
     """
-    return min(m, max(256, 2**24 // n))
+    count = -(-m // block) if block is not None else max(1, -(-n * m // _BLOCK_ELEMENTS))
+    count = min(count, m)
+    edges = [m * i // count for i in range(count + 1)]
+    return list(itertools.pairwise(edges))
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries numpy loaded, to read and limit their threads (built once)."""
+    return ThreadpoolController()
+
+
+def _blas_threads() -> int:
+    """Threads the BLAS may use now (set by ``OMP_NUM_THREADS`` or ``threadpool_limits``)."""
+    return max((lib["num_threads"] for lib in _blas().select(user_api="blas").info()), default=1)
+
+
+def _limit_blas_to_one_thread() -> None:
+    """Pool initializer: an OpenMP-layered BLAS keeps its thread limit per calling thread."""
+    _blas().limit(limits=1, user_api="blas")
 
 
 class _Workspace:
-    """Buffers for one ``(n, d, m)`` problem, allocated once and reused at every step.
+    """Buffers and workers for one ``(n, d, m)`` problem, set up once and reused at every step.
 
-    The neuron axis is cut into blocks ``[s, e)``. The activation pattern
-    ``mask`` (bool) and its 0/1 copy ``M`` (float) are stored block after block
-    (``mask[s * n : e * n]`` is block ``[s, e)`` as an ``(n, e - s)`` array), so
-    every block view is contiguous.
+    The neuron axis is cut into blocks (:func:`_blocks`) and the blocks into
+    ``parts``, one per thread, contiguous and balanced. Each thread has its own
+    scratch block (the pre-activations ``Z`` in the forward pass, the 0/1 copy of
+    the pattern in the backward pass). The pattern ``mask`` (bool) is stored block
+    after block (``mask[s * n : e * n]`` is block ``[s, e)`` as an ``(n, e - s)``
+    array), so every block view is contiguous. Use as a context manager: with
+    more than one part it starts the threads and holds the BLAS at one thread
+    per caller, as numpy's own calls would otherwise compete with the workers
+    for the same cores.
     """
 
-    def __init__(self, n: int, d: int, m: int, dtype, block: int | None = None):
-        block = min(block or _block_size(n, m), m)
+    def __init__(self, n: int, d: int, m: int, dtype, *, block=None, threads: int = 1):
         self.n, self.d, self.m = n, d, m
-        self.blocks = [(s, min(s + block, m)) for s in range(0, m, block)]
-        self._Z = np.empty(n * block, dtype=dtype)  # pre-activations of one block
-        self._M = np.empty(n * m, dtype=dtype)  # 1{w_r.x_i >= 0} as 0.0 / 1.0
+        self.blocks = _blocks(n, m, block)
+        width = max(e - s for s, e in self.blocks)
+        parts = np.array_split(np.arange(len(self.blocks)), min(threads, len(self.blocks)))
+        self.parts = [[int(i) for i in p] for p in parts]
+        self._scratch = [np.empty(n * width, dtype=dtype) for _ in self.parts]
         self.mask = np.empty(n * m, dtype=bool)  # activation pattern 1{w_r.x_i >= 0}
-        self.P = np.empty((m, d), dtype=dtype)  # M^T B
+        self.u_blocks = np.empty((len(self.blocks), n), dtype=dtype)  # relu(Z_b) a_b per block
         self.B = np.empty((n, d), dtype=dtype)
         self.u = np.empty(n, dtype=dtype)
+        self._pool, self._stack, self._blas_threads = None, ExitStack(), None
 
-    def Z(self, s: int, e: int) -> np.ndarray:
-        return self._Z[: self.n * (e - s)].reshape(self.n, e - s)  # (n, b)
+    def __enter__(self) -> _Workspace:
+        if len(self.parts) > 1:
+            self._blas_threads = _blas_threads()
+            self._stack.enter_context(_blas().limit(limits=1, user_api="blas"))
+            self._pool = self._stack.enter_context(
+                ThreadPoolExecutor(
+                    len(self.parts) - 1, "shared.net", initializer=_limit_blas_to_one_thread
+                )
+            )
+        return self
 
-    def M(self, s: int, e: int) -> np.ndarray:
-        return self._M[s * self.n : e * self.n].reshape(self.n, e - s)  # (n, b)
+    def __exit__(self, *exc) -> None:
+        self._stack.close()  # the workers finish, then the BLAS gets its threads back
+        self._pool = None
+
+    def scratch(self, j: int, s: int, e: int) -> np.ndarray:
+        return self._scratch[j][: self.n * (e - s)].reshape(self.n, e - s)  # (n, b)
 
     def pattern(self, s: int, e: int, mask: np.ndarray | None = None) -> np.ndarray:
         mask = self.mask if mask is None else mask
         return mask[s * self.n : e * self.n].reshape(self.n, e - s)  # (n, b)
 
+    def run(self, work: Callable[[int, list[int]], object]) -> list:
+        """``work(j, blocks of part j)`` for every part: part 0 here, the others on the pool.
+
+        The caller's floating-point error handling applies in every thread (numpy
+        keeps it per thread), and every part has finished when this returns, also
+        when one of them raised.
+        """
+        state = np.geterr()
+
+        def job(j):
+            with np.errstate(**state):
+                return work(j, self.parts[j])
+
+        if self._pool is None:
+            return [job(j) for j in range(len(self.parts))]
+        futures = [self._pool.submit(job, j) for j in range(1, len(self.parts))]
+        try:
+            first = job(0)
+        finally:
+            wait(futures)
+        return [first] + [f.result() for f in futures]
+
+    @contextmanager
+    def full_blas(self):
+        """The caller's BLAS threads back, for a large product between steps."""
+        if self._pool is None:
+            yield
+        else:
+            with _blas().limit(limits=self._blas_threads, user_api="blas"):
+                yield
+
 
 def _forward(X, W, a, c, ws: _Workspace) -> np.ndarray:
-    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``
-    (bool) and ``ws.M`` (0/1 in the dtype of ``X``, the left factor of the backward product)."""
-    u = ws.u
-    u.fill(0.0)
-    for s, e in ws.blocks:
-        Z = np.matmul(X, W[s:e].T, out=ws.Z(s, e))  # (n, b), pre-activations
-        mask = np.greater_equal(Z, 0.0, out=ws.pattern(s, e))
-        np.copyto(ws.M(s, e), mask)
-        np.maximum(Z, 0.0, out=Z)  # relu(Z)
-        u += Z @ a[s:e]
+    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``.
+
+    Per block: one product into the thread's scratch, the pattern, relu in place
+    and the block's share ``relu(Z_b) a_b``; the shares are summed in block
+    order, so the result does not depend on the number of threads.
+    """
+
+    def work(j, part):
+        for i in part:
+            s, e = ws.blocks[i]
+            Z = np.matmul(X, W[s:e].T, out=ws.scratch(j, s, e))  # (n, b), pre-activations
+            np.greater_equal(Z, 0.0, out=ws.pattern(s, e))
+            np.maximum(Z, 0.0, out=Z)  # relu(Z)
+            np.matmul(Z, a[s:e], out=ws.u_blocks[i])
+
+    ws.run(work)
+    u = np.sum(ws.u_blocks, axis=0, out=ws.u)
     u *= c
     return u
 
@@ -214,36 +305,41 @@ def _backward(X, r, W, a, ws: _Workspace, *, coef, out, W_minus=None, grad_a=Non
     """``out = coef diag(a) P`` with ``P = 1{X W^T >= 0}^T (r * X)``, from the last forward pass.
 
     ``coef`` is folded into the ``(n, d)`` factor ``r * X`` and ``a`` into the
-    ``(m, d)`` result, so no ``(n, m)`` array is scaled. With ``W_minus`` the
-    result is ``W_minus - coef diag(a) P`` (the GD update, written into ``out``).
-    With ``grad_a`` (an ``(m,)`` buffer) it also gives
+    ``(m, d)`` result, so no ``(n, m)`` array is scaled; the 0/1 pattern of a
+    block is made from the stored bool one in the thread's scratch, in cache.
+    With ``W_minus`` the result is ``W_minus - coef diag(a) P`` (the GD update,
+    written into ``out``, which must not overlap ``W`` or ``W_minus``). With
+    ``grad_a`` (an ``(m,)`` buffer) it also gives
     ``dL/da_r = c w_r . P_r = c sum_i r_i relu(w_r . x_i)``, as ``relu(z) = z 1{z >= 0}``.
     """
     B = np.multiply(X, ((1.0 if grad_a is not None else coef) * r)[:, None], out=ws.B)  # (n, d)
-    P = ws.P
-    for s, e in ws.blocks:
-        np.matmul(ws.M(s, e).T, B, out=P[s:e])  # (b, d)
-    if grad_a is not None:
-        np.einsum("md,md->m", W, P, out=grad_a)
-        grad_a *= c
-        P *= (coef * a)[:, None]
-    else:
-        P *= a[:, None]
-    if W_minus is not None:
-        np.subtract(W_minus, P, out=out)
-    else:
-        np.copyto(out, P)
+
+    def work(j, part):
+        for i in part:
+            s, e = ws.blocks[i]
+            M = ws.scratch(j, s, e)  # (n, b)
+            np.copyto(M, ws.pattern(s, e))
+            P = np.matmul(M.T, B, out=out[s:e])  # (b, d)
+            if grad_a is not None:
+                np.einsum("md,md->m", W[s:e], P, out=grad_a[s:e])
+                grad_a[s:e] *= c
+                P *= (coef * a[s:e])[:, None]
+            else:
+                P *= a[s:e, None]
+            if W_minus is not None:
+                np.subtract(W_minus[s:e], P, out=P)
+
+    ws.run(work)
 
 
-def _step_quantities(X, y, W, a, c, *, need_grad_a, ws: _Workspace | None = None):
-    """Forward and backward pass on validated inputs; ``c = scale / sqrt(m)``.
+def _step_quantities(X, y, W, a, c, *, need_grad_a):
+    """Forward and backward pass on validated inputs, on this thread; ``c = scale / sqrt(m)``.
 
     Returns ``(L, grad_W, grad_a, u)`` as :func:`gradients` does (``grad_a`` is
     ``None`` unless ``need_grad_a``).
     """
     c = float(c)
-    if ws is None:
-        ws = _Workspace(X.shape[0], X.shape[1], W.shape[0], X.dtype)
+    ws = _Workspace(X.shape[0], X.shape[1], W.shape[0], X.dtype)
     u = _forward(X, W, a, c, ws).copy()  # (n,)
     r = u - y  # (n,), residual
     L = 0.5 * float(r @ r)
@@ -313,18 +409,24 @@ class _Recorder:
 
     def __call__(self, k: int, W: np.ndarray) -> None:
         ws = self.ws
-        changed = 0
-        for s, e in ws.blocks:  # block by block: no (n, m) temporary
-            changed += np.count_nonzero(ws.pattern(s, e) != ws.pattern(s, e, self.mask0))
+
+        def changed(j, part):  # block by block: no (n, m) temporary
+            return sum(
+                np.count_nonzero(ws.pattern(s, e) != ws.pattern(s, e, self.mask0))
+                for s, e in (ws.blocks[i] for i in part)
+            )
+
+        flipped = sum(ws.run(changed))
         D = W - self.W0  # (m, d)
         sq = np.einsum("md,md->m", D, D)  # (m,), ||w_r(k) - w_r(0)||^2
         self.steps.append(k)
-        self.flips.append(changed / self.mask0.size)
+        self.flips.append(flipped / self.mask0.size)
         self.rms.append(float(np.sqrt(np.mean(sq))))
         self.max.append(float(np.sqrt(sq.max())))
         self.fro.append(float(np.sqrt(sq.sum())))
         if self.track_kernel:
-            self.lam.append(float(np.linalg.eigvalsh(gram_h(self.X, W))[0]))
+            with ws.full_blas():
+                self.lam.append(float(np.linalg.eigvalsh(gram_h(self.X, W))[0]))
 
 
 def train(
@@ -342,6 +444,7 @@ def train(
     on_divergence: str = "raise",
     progress: Callable[[int, int], None] | None = None,
     block: int | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Full-batch gradient descent ``W(k+1) = W(k) - eta dL/dW`` (Du et al. 2019, Eq. (6)).
 
@@ -362,7 +465,13 @@ def train(
         stability limit ``2 / lambda_max`` of the kernel at step 0) or ``"flag"``
         (stop and return with ``diverged=True``) when the loss becomes non-finite.
     progress : called as ``progress(k, steps)`` after each recorded step.
-    block : neurons per block of the step (default: all, up to ``2^24 / n``).
+    block : neurons per block of the step (default: about ``2^18 / n``, see
+        :func:`_blocks`). The blocks fix the order of every sum, so results
+        depend on ``block`` at the rounding level and never on ``threads``.
+    threads : threads that share the blocks of each step, each running its BLAS
+        calls on one core (default: as many as the BLAS may use, so
+        ``OMP_NUM_THREADS=1`` gives a single-threaded run). During the run the
+        BLAS of the whole process is held at one thread per caller.
     """
     X, W0, a0 = _check_net(X, W0, a0)
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
@@ -372,6 +481,8 @@ def train(
     v.positive("record_every", record_every, integer=True)
     if block is not None:
         v.positive("block", block, integer=True)
+    if threads is not None:
+        v.positive("threads", threads, integer=True)
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"on_divergence: expected 'raise' or 'flag', got {on_divergence!r}")
 
@@ -379,7 +490,6 @@ def train(
     m = W0.shape[0]
     c = _coef(scale, m)
     coef = float(eta) * c
-    ws = _Workspace(n, d, m, X.dtype, block)
     # two buffers per trained array: W(k+1) is written next to W(k), so the last
     # finite iterate survives a divergence without a copy per step
     W, W_next = W0.copy(), np.empty_like(W0)
@@ -387,37 +497,39 @@ def train(
     grad_a = np.empty_like(a0) if train_a else None
     losses = np.empty(steps + 1)
     diverged_step = None
-    for k in range(steps + 1):
-        with np.errstate(over="ignore", invalid="ignore"):
-            u = _forward(X, W, a, c, ws)  # (n,), pattern in ws.mask and ws.M
-            r = u - y  # (n,)
-            L = 0.5 * float(r @ r)
-        if not np.isfinite(L):
+    threads = _blas_threads() if threads is None else threads
+    with _Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
+        for k in range(steps + 1):
+            with np.errstate(over="ignore", invalid="ignore"):
+                u = _forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
+                r = u - y  # (n,)
+                L = 0.5 * float(r @ r)
+            if not np.isfinite(L):
+                if k == 0:
+                    raise ValueError(
+                        f"W0: the loss at step 0 is non-finite ({L}); the inputs overflow "
+                        f"{X.dtype} before any step is taken"
+                    )
+                diverged_step = k
+                break
+            losses[k] = L
+            u_prev = u.copy()
             if k == 0:
-                raise ValueError(
-                    f"W0: the loss at step 0 is non-finite ({L}); the inputs overflow "
-                    f"{X.dtype} before any step is taken"
-                )
-            diverged_step = k
-            break
-        losses[k] = L
-        u_prev = u.copy()
-        if k == 0:
-            rec = _Recorder(X, W0, ws, track_kernel=track_kernel)
-        if k % record_every == 0 or k == steps:
-            rec(k, W)
-            if progress is not None:
-                progress(k, steps)
-        if k == steps:
-            break
-        with np.errstate(over="ignore", invalid="ignore"):
-            _backward(X, r, W, a, ws, coef=coef, out=W_next, W_minus=W, grad_a=grad_a, c=c)
+                rec = _Recorder(X, W0, ws, track_kernel=track_kernel)
+            if k % record_every == 0 or k == steps:
+                rec(k, W)
+                if progress is not None:
+                    progress(k, steps)
+            if k == steps:
+                break
+            with np.errstate(over="ignore", invalid="ignore"):
+                _backward(X, r, W, a, ws, coef=coef, out=W_next, W_minus=W, grad_a=grad_a, c=c)
+                if train_a:
+                    np.multiply(grad_a, -float(eta), out=a_next)
+                    a_next += a
+            W, W_next = W_next, W
             if train_a:
-                np.multiply(grad_a, -float(eta), out=a_next)
-                a_next += a
-        W, W_next = W_next, W
-        if train_a:
-            a, a_next = a_next, a
+                a, a_next = a_next, a
 
     if diverged_step is not None:
         if on_divergence == "raise":

@@ -1,5 +1,7 @@
 """Tests for shared.net: gradients against finite differences, the GD loop, records, failures."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -82,18 +84,87 @@ def test_init_net_reproducible_and_antisymmetric(rng):
 
 # --------------------------------------------------------------------------- training
 @pytest.mark.parametrize("train_a", [False, True])
-@pytest.mark.parametrize("block", [None, 7, 64])
-def test_train_equals_plain_gradient_descent(rng, train_a, block):
+@pytest.mark.parametrize(("block", "threads"), [(None, 1), (7, 1), (64, 1), (7, 3), (9, 2)])
+def test_train_equals_plain_gradient_descent(rng, train_a, block, threads):
     X, y, W, a = _problem(rng, n=9, d=3, m=50)
     ref_loss, ref_W, ref_a, ref_u = _naive_gd(
         X, y, W, a, eta=0.3, steps=25, train_a=train_a, scale=1.5
     )
-    res = net.train(X, y, W, a, eta=0.3, steps=25, train_a=train_a, scale=1.5, block=block)
+    res = net.train(
+        X, y, W, a, eta=0.3, steps=25, train_a=train_a, scale=1.5, block=block, threads=threads
+    )
     np.testing.assert_allclose(res.loss, ref_loss, rtol=1e-12)
     np.testing.assert_allclose(res.W, ref_W, rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.a, ref_a, rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.u, ref_u, rtol=0, atol=1e-12)
     assert not res.diverged and res.diverged_step is None
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "block"), [(1, 1, None), (100, 8000, None), (7, 50, 9), (3, 5, 100)]
+)
+def test_blocks_tile_the_neurons_in_equal_parts(n, m, block):
+    blocks = net._blocks(n, m, block)
+    assert blocks[0][0] == 0 and blocks[-1][1] == m
+    assert all(e == s2 for (_, e), (s2, _) in itertools.pairwise(blocks))
+    sizes = [e - s for s, e in blocks]
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+    if block is not None:
+        assert max(sizes) <= block and len(blocks) == -(-m // block)
+    else:  # one block's pre-activations stay near 2^18 numbers (2 MiB of float64)
+        assert n * max(sizes) <= 2**18 or len(blocks) == m
+
+
+@pytest.mark.parametrize("train_a", [False, True])
+def test_train_numbers_do_not_depend_on_threads(rng, train_a):
+    # The blocks fix the order of every sum and each block runs the same BLAS
+    # calls on whichever thread takes it (one BLAS thread in the tests), so the
+    # numbers are equal to the last bit, records and kernel traces included.
+    X, y, W, a = _problem(rng, n=20, d=5, m=300)
+    runs = [
+        net.train(
+            X,
+            y,
+            W,
+            a,
+            eta=0.5,
+            steps=15,
+            train_a=train_a,
+            block=16,
+            threads=t,
+            record_every=4,
+            track_kernel=True,
+        )
+        for t in (1, 2, 5)
+    ]
+    for res in runs[1:]:
+        for field in ("loss", "W", "a", "u", "flip_fraction", "move_rms", "lambda_min_H"):
+            np.testing.assert_array_equal(getattr(res, field), getattr(runs[0], field))
+
+
+def test_train_threads_hold_blas_to_one_thread_and_give_it_back(rng):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, y, W, a = _problem(rng, n=10, d=4, m=64)
+    seen = []
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = net._blas_threads()
+        net.train(
+            X,
+            y,
+            W,
+            a,
+            eta=0.1,
+            steps=4,
+            block=8,
+            threads=2,
+            progress=lambda k, steps: seen.append(net._blas_threads()),
+        )
+        after_run = net._blas_threads()
+        with pytest.raises(ValueError, match="eta: the loss became non-finite"):
+            net.train(X, y, W, a, eta=1e6, steps=400, block=8, threads=2)
+        after_error = net._blas_threads()
+    assert seen == [1] * 5  # the workers own the cores while the run lasts
+    assert after_run == before and after_error == before
 
 
 def test_train_does_not_modify_inputs(rng):
@@ -168,9 +239,23 @@ def test_divergence_raises_naming_step_and_stability_limit(rng):
     assert f"2/lambda_max = {limit:g}" in str(err.value)
 
 
-def test_divergence_flag_returns_finite_truncated_history(rng):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_divergence_flag_returns_finite_truncated_history(rng, threads):
+    # with threads = 2, overflow in a worker thread follows the run's error state
+    # (ignored), so pytest's error::RuntimeWarning filter would catch a stray warning
     X, y, W, a, limit = _diverging(rng)
-    res = net.train(X, y, W, a, eta=20 * limit, steps=2000, on_divergence="flag", record_every=5)
+    res = net.train(
+        X,
+        y,
+        W,
+        a,
+        eta=20 * limit,
+        steps=2000,
+        on_divergence="flag",
+        record_every=5,
+        block=10,
+        threads=threads,
+    )
     assert res.diverged and res.diverged_step is not None and 0 < res.diverged_step < 2000
     assert res.loss.shape == (res.diverged_step,)
     assert np.all(np.isfinite(res.loss))
@@ -178,7 +263,9 @@ def test_divergence_flag_returns_finite_truncated_history(rng):
     for A in (res.W, res.a, res.u, res.flip_fraction, res.move_fro):
         assert np.all(np.isfinite(A))
     # W and u are the last finite iterate, k = diverged_step - 1
-    last = net.train(X, y, W, a, eta=20 * limit, steps=res.diverged_step - 1, record_every=1000)
+    last = net.train(
+        X, y, W, a, eta=20 * limit, steps=res.diverged_step - 1, record_every=1000, block=10
+    )
     np.testing.assert_array_equal(res.W, last.W)
     np.testing.assert_array_equal(res.u, last.u)
 
@@ -207,6 +294,8 @@ def test_stable_step_below_limit_converges(rng):
         ({"scale": 0.0}, "scale: expected > 0"),
         ({"on_divergence": "ignore"}, "on_divergence: expected 'raise' or 'flag'"),
         ({"block": 0}, "block: expected > 0"),
+        ({"threads": 0}, "threads: expected > 0"),
+        ({"threads": 1.5}, "threads: expected an integer"),
     ],
 )
 def test_train_bad_input(rng, kwargs, match):

@@ -20,6 +20,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from shared.harness.checks import format_table
 from shared.harness.registry import NAME_RE, ExperimentError, discover, find_root, get
 from shared.harness.runner import Progress, publishable, run_experiment, write_json_atomic
@@ -113,6 +115,12 @@ def _check_one(job):
     return rec
 
 
+def _share_cores(jobs: int) -> None:
+    """Worker initializer: each of ``jobs`` processes gets its share of the cores for its BLAS
+    (and so for ``net.train``'s threads), instead of every worker taking all of them."""
+    threadpool_limits(limits=max(1, (os.cpu_count() or 1) // jobs), user_api="blas")
+
+
 def cmd_check(args) -> int:
     if args.jobs < 1:
         raise ExperimentError(f"--jobs: expected a positive number of processes, got {args.jobs}")
@@ -120,7 +128,8 @@ def cmd_check(args) -> int:
     _require_checks(exps, "full" if args.full else "quick")
     jobs = [(args.root, e.name, not args.full, s) for e in exps for s in args.seeds]
     if args.jobs > 1:
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        pool = ProcessPoolExecutor(args.jobs, initializer=_share_cores, initargs=(args.jobs,))
+        with pool:
             records = list(pool.map(_check_one, jobs))
     else:
         records = [_check_one(j) for j in jobs]
