@@ -154,7 +154,9 @@ def h_inf(X):
     Du et al. 2019, Eq. (3) and Sec. 3: ``H_inf_ij = E_w[x_i.x_j 1{w.x_i >= 0,
     w.x_j >= 0}]`` with ``w ~ N(0, I)``. Cosines are clipped to ``[-1, 1]`` and
     the diagonal is exactly ``cos = 1`` (``H_ii = ||x_i||^2 / 2``); the result is
-    exactly symmetric. Backend-neutral twin of :func:`shared.kernels.h_inf`.
+    exactly symmetric. Backend-neutral twin of :func:`shared.kernels.h_inf`,
+    without its stable angles for nearly parallel pairs: entries within ~0.1 rad
+    of parallel carry ``arccos``'s error, about ``1e-16 / angle``.
 
     Parameters
     ----------

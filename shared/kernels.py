@@ -16,15 +16,46 @@ _TWO_PI = 2.0 * np.pi
 # Rows of the (n, n) matrix handled per pass of the closed forms: an (rows, n)
 # float64 block of about 1 MiB stays in cache across the elementwise passes.
 _ROW_BLOCK_BYTES = 2**20
+# |cos| above this (angles within about 0.1 rad of 0 or pi): arccos(cos) and
+# sqrt(1 - cos^2) would lose digits, as d(angle) = d(cos) / sin(angle).
+_NEAR_PARALLEL = 0.995
 
 
-def _directions(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row norms ``(n,)`` and the cosine matrix ``C = Xn Xn^T (n, n)`` of the unit rows ``Xn``."""
+def _directions(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row norms ``(n,)``, unit rows ``Xn (n, d)`` and their cosines ``C = Xn Xn^T (n, n)``."""
     X = v.array("X", X, ndim=2)
     norms = v.nonzero_rows("X", X)  # (n,)
     Xn = X / norms[:, None]  # (n, d)
     C = Xn @ Xn.T  # (n, n), a symmetric rank-k update (BLAS syrk)
-    return norms, C
+    return norms, Xn, C
+
+
+def _stable_angles(U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Angles between the unit rows of ``U`` and ``V (k, d)``: ``2 atan2(|u - v|, |u + v|)``.
+
+    Accurate to rounding at every angle (Kahan's formula), where ``arccos(u . v)``
+    loses half the digits near 0 and pi; used for the few near-(anti)parallel pairs.
+    """
+    return 2.0 * np.arctan2(np.linalg.norm(U - V, axis=1), np.linalg.norm(U + V, axis=1))
+
+
+def _near_parallel(blk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(ii, jj)`` of the cosines of a block row with ``|cos| > _NEAR_PARALLEL``.
+
+    ``blk`` is ``C[i0:i1, i0:]``: its leading square holds the diagonal
+    (``ii == jj``), which is left out. Two read-only reductions rule out the
+    rest of the block first, as random data in more than a few dimensions has
+    no such pairs.
+    """
+    b = blk.shape[0]
+    square = np.abs(blk[:, :b]) > _NEAR_PARALLEL
+    np.fill_diagonal(square, False)
+    ii, jj = np.nonzero(square)
+    rest = blk[:, b:]
+    if rest.size and (rest.max() > _NEAR_PARALLEL or rest.min() < -_NEAR_PARALLEL):
+        ri, rj = np.nonzero(np.abs(rest) > _NEAR_PARALLEL)
+        ii, jj = np.concatenate([ii, ri]), np.concatenate([jj, rj + b])
+    return ii, jj
 
 
 def _arc_kernels(X: np.ndarray, *, first: bool, second: bool) -> np.ndarray:
@@ -35,9 +66,13 @@ def _arc_kernels(X: np.ndarray, *, first: bool, second: bool) -> np.ndarray:
     ``G_inf_ij = |x_i| |x_j| (sin t + (pi - t) cos t) / (2 pi)``. The matrix is
     symmetric, so each block of rows is evaluated right of the diagonal only
     (half the ``arccos`` calls) and mirrored; cosines are clipped to ``[-1, 1]``
-    and the diagonal is exactly ``cos = 1`` (``H_ii = |x_i|^2 / 2``).
+    and the diagonal is exactly ``cos = 1`` (``H_ii = |x_i|^2 / 2``). Pairs
+    within about 0.1 rad of parallel or antiparallel take their angle (and
+    ``sin t``) from :func:`_stable_angles`, so every entry is accurate to
+    rounding: the small eigenvalues of nearly parallel data (``lam0 ~ t``) are
+    differences of entries and would inherit ``arccos``'s lost digits.
     """
-    norms, C = _directions(X)
+    norms, Xn, C = _directions(X)
     n = C.shape[0]
     np.fill_diagonal(C, 1.0)
     s = norms / float(np.sqrt(_TWO_PI))  # (n,), so that s_i s_j = |x_i| |x_j| / (2 pi)
@@ -49,7 +84,10 @@ def _arc_kernels(X: np.ndarray, *, first: bool, second: bool) -> np.ndarray:
         blk = C[i0:i1, i0:]  # (b, n - i0), upper part of the block row
         t = T[: blk.size].reshape(blk.shape)
         np.clip(blk, -1.0, 1.0, out=blk)
+        ii, jj = _near_parallel(blk)
+        t_near = _stable_angles(Xn[i0 + ii], Xn[i0 + jj])
         np.arccos(blk, out=t)  # angles t_ij
+        t[ii, jj] = t_near
         np.subtract(np.pi, t, out=t)  # pi - t
         np.multiply(t, blk, out=t)  # (pi - t) cos t
         if first and second:
@@ -59,6 +97,7 @@ def _arc_kernels(X: np.ndarray, *, first: bool, second: bool) -> np.ndarray:
             np.multiply(blk, blk, out=sn)
             np.subtract(1.0, sn, out=sn)
             np.sqrt(sn, out=sn)  # sin t
+            sn[ii, jj] = np.sin(t_near)
             t += sn
         np.multiply(t, s[i0:i1, None], out=t)
         np.multiply(t, s[None, i0:], out=blk)

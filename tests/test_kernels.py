@@ -88,6 +88,35 @@ def test_closed_forms_are_symmetric_psd_with_known_diagonal(rng):
     np.testing.assert_allclose(np.diag(kernels.ntk_inf(_unit(rng, 30, 4))), 1.0, rtol=1e-15)
 
 
+@pytest.mark.parametrize("k", [6, 16, 20, 26, 40])
+def test_closed_forms_are_accurate_to_rounding_near_parallel(rng, k):
+    # Points in a plane at angles 2^-k from parallel and from antiparallel,
+    # rotated into R^30 (so the cosines carry the rounding of a real product),
+    # The reference angles come from atan2 of the exact plane coordinates, a
+    # different route from the implementation's; every entry must agree to a
+    # few units of rounding. arccos(cos) alone misses by up to ~1e-16 / angle
+    # (2e-9 at k = 26), which is what nearly parallel data's lam0 ~ angle sees.
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    delta = 2.0**-k
+    P = np.array([[1.0, 0.0], [1.0, delta], [-1.0, delta], [0.3, -2.0]])  # (4, 2), exact
+    # among 596 random rows, spread over the row blocks of the computation
+    X = _unit(rng, 600, 30)
+    idx = [0, 599, 250, 1]
+    X[idx] = P @ Q[:2]
+    phi = np.arctan2(P[:, 1], P[:, 0])
+    t = np.abs(phi[:, None] - phi[None, :])
+    t = np.minimum(t, 2.0 * np.pi - t)  # (4, 4), angles in [0, pi]
+    dot = P @ P.T
+    cross = np.abs(np.outer(P[:, 0], P[:, 1]) - np.outer(P[:, 1], P[:, 0]))  # |x_i||x_j| sin t
+    H = dot * (np.pi - t) / (2.0 * np.pi)
+    G = (cross + dot * (np.pi - t)) / (2.0 * np.pi)
+    eps = np.finfo(float).eps
+    sub = np.ix_(idx, idx)
+    np.testing.assert_allclose(kernels.h_inf(X)[sub], H, rtol=0, atol=8 * eps)
+    np.testing.assert_allclose(kernels.g_inf(X)[sub], G, rtol=0, atol=8 * eps)
+    np.testing.assert_allclose(kernels.ntk_inf(X)[sub], H + G, rtol=0, atol=16 * eps)
+
+
 def test_closed_forms_handle_parallel_and_antiparallel_rows(rng):
     x = _unit(rng, 1, 4)[0]
     X = np.stack([x, 2.0 * x, -x])  # cosines exactly +-1 (rounding may push them past 1)
