@@ -207,9 +207,10 @@ class _Workspace:
     the pattern in the backward pass). The pattern ``mask`` (bool) is stored block
     after block (``mask[s * n : e * n]`` is block ``[s, e)`` as an ``(n, e - s)``
     array), so every block view is contiguous. Use as a context manager: with
-    more than one part it starts the threads and holds the BLAS at one thread
-    per caller, as numpy's own calls would otherwise compete with the workers
-    for the same cores.
+    more than one block it holds the BLAS at one thread per call, so every
+    block's products are the same one-thread computation whichever thread
+    runs them (and a multi-threaded BLAS does not compete with the workers for
+    the cores); with more than one part it also starts the workers.
     """
 
     def __init__(self, n: int, d: int, m: int, dtype, *, block=None, threads: int = 1):
@@ -226,9 +227,10 @@ class _Workspace:
         self._pool, self._stack, self._blas_threads = None, ExitStack(), None
 
     def __enter__(self) -> _Workspace:
-        if len(self.parts) > 1:
-            self._blas_threads = _blas_threads()
+        if len(self.blocks) > 1 and (held := _blas_threads()) > 1:
+            self._blas_threads = held
             self._stack.enter_context(_blas().limit(limits=1, user_api="blas"))
+        if len(self.parts) > 1:
             self._pool = self._stack.enter_context(
                 ThreadPoolExecutor(
                     len(self.parts) - 1, "shared.net", initializer=_limit_blas_to_one_thread
@@ -238,7 +240,7 @@ class _Workspace:
 
     def __exit__(self, *exc) -> None:
         self._stack.close()  # the workers finish, then the BLAS gets its threads back
-        self._pool = None
+        self._pool = self._blas_threads = None
 
     def scratch(self, j: int, s: int, e: int) -> np.ndarray:
         return self._scratch[j][: self.n * (e - s)].reshape(self.n, e - s)  # (n, b)
@@ -272,7 +274,7 @@ class _Workspace:
     @contextmanager
     def full_blas(self):
         """The caller's BLAS threads back, for a large product between steps."""
-        if self._pool is None:
+        if self._blas_threads is None:
             yield
         else:
             with _blas().limit(limits=self._blas_threads, user_api="blas"):
@@ -470,8 +472,10 @@ def train(
         depend on ``block`` at the rounding level and never on ``threads``.
     threads : threads that share the blocks of each step, each running its BLAS
         calls on one core (default: as many as the BLAS may use, so
-        ``OMP_NUM_THREADS=1`` gives a single-threaded run). During the run the
-        BLAS of the whole process is held at one thread per caller.
+        ``OMP_NUM_THREADS=1`` gives a single-threaded run). With more than one
+        block the BLAS of the whole process is held at one thread per call
+        while the run lasts, so the numbers are the same for every ``threads``
+        and every BLAS thread setting.
     """
     X, W0, a0 = _check_net(X, W0, a0)
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
