@@ -372,11 +372,12 @@ def jacobian_W(X: np.ndarray, W: np.ndarray, a: np.ndarray, *, scale: float = 1.
 class TrainResult:
     """What :func:`train` records.
 
-    ``loss`` has one entry per step, ``k = 0..steps``; after a divergence it
-    stops at the last finite value, ``k = diverged_step - 1``, and ``W``, ``a``,
-    ``u`` are the iterate of that step (never non-finite numbers). Traces listed
-    in ``recorded_steps`` are taken every ``record_every`` steps and at the last
-    step:
+    ``loss`` has one entry per step, ``k = 0..steps``. With ``tol`` it stops at
+    ``k = stopped_step``, the first step with ``L(k) <= tol L(0)`` (``None`` if
+    no step met it). After a divergence it stops at the last finite value,
+    ``k = diverged_step - 1``, and ``W``, ``a``, ``u`` are the iterate of that
+    step (never non-finite numbers). Traces listed in ``recorded_steps`` are
+    taken every ``record_every`` steps and at the last step:
 
     - ``flip_fraction``: fraction of the ``m * n`` pairs ``(r, i)`` whose
       pattern ``1{w_r(k).x_i >= 0}`` differs from step 0 (Du et al. Lemma 3.2;
@@ -398,6 +399,7 @@ class TrainResult:
     lambda_min_H: np.ndarray | None = None
     diverged: bool = False
     diverged_step: int | None = None
+    stopped_step: int | None = None
     extras: dict = field(default_factory=dict)
 
 
@@ -444,6 +446,7 @@ def train(
     record_every: int = 1,
     track_kernel: bool = False,
     on_divergence: str = "raise",
+    tol: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     block: int | None = None,
     threads: int | None = None,
@@ -466,6 +469,8 @@ def train(
     on_divergence : ``"raise"`` (a ``ValueError`` naming the step and the
         stability limit ``2 / lambda_max`` of the kernel at step 0) or ``"flag"``
         (stop and return with ``diverged=True``) when the loss becomes non-finite.
+    tol : stop after the first step ``k`` with ``L(k) <= tol L(0)``, recorded
+        there (``stopped_step = k``); ``None`` runs all ``steps``.
     progress : called as ``progress(k, steps)`` after each recorded step.
     block : neurons per block of the step (default: about ``2^18 / n``, see
         :func:`_blocks`). The blocks fix the order of every sum, so results
@@ -483,6 +488,8 @@ def train(
     v.positive("steps", steps, integer=True, allow_zero=True)
     v.positive("scale", scale)
     v.positive("record_every", record_every, integer=True)
+    if tol is not None:
+        v.positive("tol", tol)
     if block is not None:
         v.positive("block", block, integer=True)
     if threads is not None:
@@ -500,7 +507,7 @@ def train(
     a, a_next = a0.copy(), (np.empty_like(a0) if train_a else None)
     grad_a = np.empty_like(a0) if train_a else None
     losses = np.empty(steps + 1)
-    diverged_step = None
+    diverged_step = stopped_step = None
     threads = _blas_threads() if threads is None else threads
     with _Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
         for k in range(steps + 1):
@@ -520,11 +527,13 @@ def train(
             u_prev = u.copy()
             if k == 0:
                 rec = _Recorder(X, W0, ws, track_kernel=track_kernel)
-            if k % record_every == 0 or k == steps:
+            if tol is not None and L <= tol * losses[0]:
+                stopped_step = k
+            if k % record_every == 0 or k == steps or stopped_step is not None:
                 rec(k, W)
                 if progress is not None:
                     progress(k, steps)
-            if k == steps:
+            if k == steps or stopped_step is not None:
                 break
             with np.errstate(over="ignore", invalid="ignore"):
                 _backward(X, r, W, a, ws, coef=coef, out=W_next, W_minus=W, grad_a=grad_a, c=c)
@@ -545,6 +554,8 @@ def train(
             )
         losses = losses[:diverged_step]
         W, a = W_next, (a_next if train_a else a)  # roll back to the last finite iterate
+    else:
+        losses = losses[: k + 1]  # k = steps, or the step that met tol
     return TrainResult(
         loss=losses,
         W=W,
@@ -558,6 +569,7 @@ def train(
         lambda_min_H=np.asarray(rec.lam) if track_kernel else None,
         diverged=diverged_step is not None,
         diverged_step=diverged_step,
+        stopped_step=stopped_step,
     )
 
 

@@ -201,6 +201,25 @@ def test_train_converges_linearly_on_wide_net(rng):
     assert np.all(res.loss / res.loss[0] <= (1 - eta * lam[0] / 2) ** k * (1 + 1e-12))
 
 
+def test_train_stops_at_the_first_step_that_meets_tol(rng):
+    X, y, W, a = _problem(rng, n=10, d=5, m=400)
+    full = net.train(X, y, W, a, eta=1.0, steps=300, record_every=7)
+    ratio = full.loss / full.loss[0]
+    tol = float(np.sqrt(ratio[5] * ratio[200]))  # met somewhere strictly inside the run
+    k = int(np.flatnonzero(ratio <= tol)[0])
+    res = net.train(X, y, W, a, eta=1.0, steps=300, record_every=7, tol=tol)
+    assert res.stopped_step == k and full.stopped_step is None and not res.diverged
+    np.testing.assert_array_equal(res.loss, full.loss[: k + 1])
+    assert res.recorded_steps[-1] == k  # the stopping step is recorded
+    # W and u are the iterate of step k: the same as a run of exactly k steps
+    exact = net.train(X, y, W, a, eta=1.0, steps=k, record_every=7)
+    np.testing.assert_array_equal(res.W, exact.W)
+    np.testing.assert_array_equal(res.u, exact.u)
+    # a tol never met runs every step
+    never = net.train(X, y, W, a, eta=1.0, steps=30, tol=1e-300)
+    assert never.stopped_step is None and never.loss.shape == (31,)
+
+
 def test_train_float32_end_to_end(rng):
     X, y, W, a = _problem(rng, n=10, d=4, m=300)
     r64 = net.train(X, y, W, a, eta=0.5, steps=30, train_a=True)
@@ -289,6 +308,8 @@ def test_stable_step_below_limit_converges(rng):
         ({"on_divergence": "ignore"}, "on_divergence: expected 'raise' or 'flag'"),
         ({"block": 0}, "block: expected > 0"),
         ({"threads": 0}, "threads: expected > 0"),
+        ({"tol": 0.0}, "tol: expected > 0"),
+        ({"tol": np.nan}, "tol: expected"),
         ({"threads": 1.5}, "threads: expected an integer"),
     ],
 )

@@ -31,7 +31,6 @@ QUICK = {
     "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
     "inits": 4,
     "budget": 500,
-    "chunk": 50,
 }
 FULL = {
     "n": 200,
@@ -39,28 +38,20 @@ FULL = {
     "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384),
     "inits": 5,
     "budget": 1000,
-    "chunk": 50,
 }
 
 
-def train_until(X, y, W0, a0, *, eta: float, budget: int, chunk: int) -> np.ndarray:
-    """GD for at most ``budget`` steps, stopping after the chunk in which ``L(k)/L(0) <= TARGET``.
+def train_until(X, y, W0, a0, *, eta: float, budget: int) -> np.ndarray:
+    """GD for at most ``budget`` steps, stopping at the first step with ``L(k)/L(0) <= TARGET``.
 
     Returns
     -------
     loss : (k_stop + 1,) ndarray, ``L(k)``; ``inf`` appended if the loss became non-finite.
     """
-    W, losses = W0, []
-    for _ in range(budget // chunk):
-        res = net.train(X, y, W, a0, eta=eta, steps=chunk, record_every=chunk, on_divergence="flag")
-        losses.append(res.loss[:-1] if not res.diverged else np.append(res.loss[:-1], np.inf))
-        if res.diverged:
-            return np.concatenate(losses)
-        W = res.W
-        if res.loss[-1] <= TARGET * losses[0][0]:
-            break
-    losses.append(res.loss[-1:])
-    return np.concatenate(losses)
+    res = net.train(
+        X, y, W0, a0, eta=eta, steps=budget, record_every=budget, tol=TARGET, on_divergence="flag"
+    )
+    return np.append(res.loss, np.inf) if res.diverged else res.loss
 
 
 def theoretical_width(n: int, lam0: float, delta: float = DELTA) -> float:
@@ -87,7 +78,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             if progress is not None:
                 progress(i * inits + j, len(widths) * inits, f"m = {m}")
             W0, a0 = net.init_net(d, int(m), rng=rng)
-            loss = train_until(X, y, W0, a0, eta=eta, budget=cfg["budget"], chunk=cfg["chunk"])
+            loss = train_until(X, y, W0, a0, eta=eta, budget=cfg["budget"])
             final[i, j] = loss[-1] / loss[0]
             hit = np.flatnonzero(loss <= TARGET * loss[0])
             if hit.size:
