@@ -63,6 +63,7 @@ from shared import data, kernels, net  # noqa: E402
 
 STEP_SHAPES = [(1000, 1000, 4096), (1000, 100, 4096), (100, 20, 8000)]
 ETA = 1e-3  # small: the benchmark times steps, it does not train to convergence
+SETTLE = 0.25  # seconds of pause before each timing (see race)
 
 
 # --------------------------------------------------------------------------- timing
@@ -75,11 +76,18 @@ def _calibrate(fn: Callable[[], object], target: float) -> int:
 
 
 def race(contenders: dict[str, Callable[[], object]], *, rounds: int, target: float = 0.2):
-    """Seconds per call of each contender: the fastest of ``rounds`` interleaved rounds."""
+    """Seconds per call of each contender: the fastest of ``rounds`` interleaved rounds.
+
+    Each timing starts after a short pause, so that the helper threads a
+    previous contender left spinning (OpenBLAS, OpenMP, XLA keep theirs awake
+    for a while after a call) have gone to sleep and do not compete with the
+    next one for the cores: every contender starts from a quiet machine.
+    """
     reps = {name: _calibrate(fn, target) for name, fn in contenders.items()}
     best = dict.fromkeys(contenders, np.inf)
     for _ in range(rounds):
         for name, fn in contenders.items():
+            time.sleep(SETTLE)
             t = time.perf_counter()
             for _ in range(reps[name]):
                 fn()
@@ -178,7 +186,7 @@ def bench_step(n, d, m, *, rounds, torch, jax) -> bool:
     kw = {"eta": ETA, "threads": THREADS}  # as many threads as every peer gets
     t1 = time.perf_counter()
     net.train(X, y, W0, a0, steps=1, record_every=1, **kw)
-    S = max(3, min(50, round(0.5 / max(time.perf_counter() - t1, 1e-4))))
+    S = max(3, min(50, round(1.0 / max(time.perf_counter() - t1, 1e-4))))
     contenders = {
         "train_S": lambda: net.train(X, y, W0, a0, steps=S, record_every=S, **kw),
         "train_0": lambda: net.train(X, y, W0, a0, steps=0, **kw),
