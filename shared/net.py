@@ -281,26 +281,51 @@ class _Workspace:
                 yield
 
 
-def _forward(X, W, a, c, ws: _Workspace) -> np.ndarray:
-    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``.
+def _forward_block(X, W, a, ws: _Workspace, j: int, i: int) -> None:
+    """Block ``i`` of the forward pass on thread ``j``: its pattern and its share of ``u``.
 
-    Per block: one product into the thread's scratch, the pattern, relu in place
-    and the block's share ``relu(Z_b) a_b``; the shares are summed in block
-    order, so the result does not depend on the number of threads.
+    One product into the thread's scratch, the pattern (bool), relu in place and
+    ``relu(Z_b) a_b`` into ``ws.u_blocks[i]``.
     """
+    s, e = ws.blocks[i]
+    Z = np.matmul(X, W[s:e].T, out=ws.scratch(j, s, e))  # (n, b), pre-activations
+    np.greater_equal(Z, 0.0, out=ws.pattern(s, e))
+    np.maximum(Z, 0.0, out=Z)  # relu(Z)
+    np.matmul(Z, a[s:e], out=ws.u_blocks[i])
 
-    def work(j, part):
-        for i in part:
-            s, e = ws.blocks[i]
-            Z = np.matmul(X, W[s:e].T, out=ws.scratch(j, s, e))  # (n, b), pre-activations
-            np.greater_equal(Z, 0.0, out=ws.pattern(s, e))
-            np.maximum(Z, 0.0, out=Z)  # relu(Z)
-            np.matmul(Z, a[s:e], out=ws.u_blocks[i])
 
-    ws.run(work)
+def _sum_u(c, ws: _Workspace) -> np.ndarray:
+    """``u = c sum_b relu(Z_b) a_b`` into ``ws.u``, summed in block order (any thread count)."""
     u = np.sum(ws.u_blocks, axis=0, out=ws.u)
     u *= c
     return u
+
+
+def _backward_block(X, B, W, a, ws: _Workspace, j: int, i: int, *, coef, out, W_minus, grad_a, c):
+    """Block ``i`` of :func:`_backward` on thread ``j``, from the stored pattern of the block."""
+    s, e = ws.blocks[i]
+    M = ws.scratch(j, s, e)  # (n, b)
+    np.copyto(M, ws.pattern(s, e))  # the 0/1 pattern, made in cache
+    P = np.matmul(M.T, B, out=out[s:e])  # (b, d)
+    if grad_a is not None:
+        np.einsum("md,md->m", W[s:e], P, out=grad_a[s:e])
+        grad_a[s:e] *= c
+        P *= (coef * a[s:e])[:, None]
+    else:
+        P *= a[s:e, None]
+    if W_minus is not None:
+        np.subtract(W_minus[s:e], P, out=P)
+
+
+def _residual_factor(X, r, ws: _Workspace, scale: float) -> np.ndarray:
+    """``B = scale r * X (n, d)``, the small factor of the backward product."""
+    return np.multiply(X, (scale * r)[:, None], out=ws.B)
+
+
+def _forward(X, W, a, c, ws: _Workspace) -> np.ndarray:
+    """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``."""
+    ws.run(lambda j, part: [_forward_block(X, W, a, ws, j, i) for i in part])
+    return _sum_u(c, ws)
 
 
 def _backward(X, r, W, a, ws: _Workspace, *, coef, out, W_minus=None, grad_a=None, c=1.0):
@@ -314,24 +339,35 @@ def _backward(X, r, W, a, ws: _Workspace, *, coef, out, W_minus=None, grad_a=Non
     ``grad_a`` (an ``(m,)`` buffer) it also gives
     ``dL/da_r = c w_r . P_r = c sum_i r_i relu(w_r . x_i)``, as ``relu(z) = z 1{z >= 0}``.
     """
-    B = np.multiply(X, ((1.0 if grad_a is not None else coef) * r)[:, None], out=ws.B)  # (n, d)
+    B = _residual_factor(X, r, ws, 1.0 if grad_a is not None else coef)
+    kw = {"coef": coef, "out": out, "W_minus": W_minus, "grad_a": grad_a, "c": c}
+    ws.run(lambda j, part: [_backward_block(X, B, W, a, ws, j, i, **kw) for i in part])
+
+
+def _descend(X, r, W, a, ws: _Workspace, *, eta, c, W_next, a_next=None, grad_a=None):
+    """One GD step and the next forward pass, fused block by block in one pass of the threads.
+
+    Per block: ``W(k+1)`` (and ``a(k+1)`` with ``grad_a``) from the pattern of
+    ``W(k)``, then the block's forward pass at ``W(k+1)``, while the block is in
+    cache; the threads meet once per step instead of twice. Returns ``u(k+1)``;
+    ``ws.mask`` then holds the pattern of ``W(k+1)``.
+    """
+    coef = float(eta) * c
+    B = _residual_factor(X, r, ws, 1.0 if grad_a is not None else coef)
+    kw = {"coef": coef, "out": W_next, "W_minus": W, "grad_a": grad_a, "c": c}
+    a_new = a if grad_a is None else a_next
 
     def work(j, part):
         for i in part:
-            s, e = ws.blocks[i]
-            M = ws.scratch(j, s, e)  # (n, b)
-            np.copyto(M, ws.pattern(s, e))
-            P = np.matmul(M.T, B, out=out[s:e])  # (b, d)
+            _backward_block(X, B, W, a, ws, j, i, **kw)
             if grad_a is not None:
-                np.einsum("md,md->m", W[s:e], P, out=grad_a[s:e])
-                grad_a[s:e] *= c
-                P *= (coef * a[s:e])[:, None]
-            else:
-                P *= a[s:e, None]
-            if W_minus is not None:
-                np.subtract(W_minus[s:e], P, out=P)
+                s, e = ws.blocks[i]
+                np.multiply(grad_a[s:e], -float(eta), out=a_next[s:e])
+                a_next[s:e] += a[s:e]
+            _forward_block(X, W_next, a_new, ws, j, i)
 
     ws.run(work)
+    return _sum_u(c, ws)
 
 
 def _step_quantities(X, y, W, a, c, *, need_grad_a):
@@ -404,25 +440,39 @@ class TrainResult:
 
 
 class _Recorder:
-    """The traces of :class:`TrainResult`, from the step's own activation pattern."""
+    """The traces of :class:`TrainResult`, from the step's own activation pattern.
+
+    A record visits the blocks of the step on the step's threads, with buffers
+    allocated once: per block, the pattern is compared with step 0's into a
+    bool scratch and the moves ``||w_r(k) - w_r(0)||^2`` are summed row by row.
+    """
 
     def __init__(self, X, W0, ws: _Workspace, *, track_kernel: bool):
         self.X, self.W0, self.ws, self.track_kernel = X, W0, ws, track_kernel
         self.mask0 = ws.mask.copy()  # pattern at step 0, filled by the first forward pass
+        width = max(e - s for s, e in ws.blocks)
+        self._diff = [np.empty(ws.n * width, dtype=bool) for _ in ws.parts]
+        self._D = np.empty_like(W0)  # (m, d), W(k) - W(0)
+        self._sq = np.empty(W0.shape[0], dtype=W0.dtype)  # (m,), ||w_r(k) - w_r(0)||^2
         self.steps, self.flips, self.rms, self.max, self.fro, self.lam = [], [], [], [], [], []
 
     def __call__(self, k: int, W: np.ndarray) -> None:
-        ws = self.ws
+        ws, n = self.ws, self.ws.n
 
-        def changed(j, part):  # block by block: no (n, m) temporary
-            return sum(
-                np.count_nonzero(ws.pattern(s, e) != ws.pattern(s, e, self.mask0))
-                for s, e in (ws.blocks[i] for i in part)
-            )
+        def work(j, part):
+            changed = 0
+            for i in part:
+                s, e = ws.blocks[i]
+                diff = self._diff[j][: n * (e - s)].reshape(n, e - s)
+                changed += np.count_nonzero(
+                    np.not_equal(ws.pattern(s, e), ws.pattern(s, e, self.mask0), out=diff)
+                )
+                D = np.subtract(W[s:e], self.W0[s:e], out=self._D[s:e])
+                np.einsum("md,md->m", D, D, out=self._sq[s:e])
+            return changed
 
-        flipped = sum(ws.run(changed))
-        D = W - self.W0  # (m, d)
-        sq = np.einsum("md,md->m", D, D)  # (m,), ||w_r(k) - w_r(0)||^2
+        flipped = sum(ws.run(work))
+        sq = self._sq
         self.steps.append(k)
         self.flips.append(flipped / self.mask0.size)
         self.rms.append(float(np.sqrt(np.mean(sq))))
@@ -500,7 +550,6 @@ def train(
     n, d = X.shape
     m = W0.shape[0]
     c = _coef(scale, m)
-    coef = float(eta) * c
     # two buffers per trained array: W(k+1) is written next to W(k), so the last
     # finite iterate survives a divergence without a copy per step
     W, W_next = W0.copy(), np.empty_like(W0)
@@ -510,9 +559,10 @@ def train(
     diverged_step = stopped_step = None
     threads = _blas_threads() if threads is None else threads
     with _Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = _forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
         for k in range(steps + 1):
             with np.errstate(over="ignore", invalid="ignore"):
-                u = _forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
                 r = u - y  # (n,)
                 L = 0.5 * float(r @ r)
             if not np.isfinite(L):
@@ -536,10 +586,9 @@ def train(
             if k == steps or stopped_step is not None:
                 break
             with np.errstate(over="ignore", invalid="ignore"):
-                _backward(X, r, W, a, ws, coef=coef, out=W_next, W_minus=W, grad_a=grad_a, c=c)
-                if train_a:
-                    np.multiply(grad_a, -float(eta), out=a_next)
-                    a_next += a
+                u = _descend(
+                    X, r, W, a, ws, eta=eta, c=c, W_next=W_next, a_next=a_next, grad_a=grad_a
+                )  # u(k+1), pattern of W(k+1) in ws.mask
             W, W_next = W_next, W
             if train_a:
                 a, a_next = a_next, a
