@@ -13,13 +13,14 @@ A GD step costs two matrix products of ``n * m * d`` multiply-adds each,
 are folded into the small ``(n, d)`` factor and ``a`` into the ``(m, d)``
 result, so no ``(n, m)`` array is scaled. The rest is elementwise work on
 ``(n, m)`` arrays, which decides the time when ``d`` is small. :func:`train`
-cuts the neurons into blocks whose pre-activations fit in a core's cache and
-makes every pass over a block while it is there (the pattern as bools, relu,
-the block's share of ``u``; in the backward pass, the 0/1 copy of the pattern
-and the block's product); only the bool pattern of the whole net is stored.
-The blocks are shared out to ``threads`` threads, each calling a one-thread
-BLAS, so the elementwise passes use every core too; the blocks fix every
-summation order, so the numbers do not depend on the thread count.
+cuts the neurons into blocks of about 2 MiB of pre-activations and makes every
+pass over a block while it is in cache: the update of step ``k`` (the 0/1
+copy of the block's pattern, its product, the new rows of ``W``) and then the
+forward pass of step ``k + 1`` (its product, the pattern as bools, relu, the
+block's share of ``u``). Only the bool pattern of the whole net is stored. The
+blocks are shared out to ``threads`` threads, each calling a one-thread BLAS,
+which meet once per step to sum ``u``; the blocks fix every summation order,
+so the numbers do not depend on the thread count.
 """
 
 from __future__ import annotations
