@@ -173,7 +173,7 @@ def _blocks(n: int, m: int, block: int | None) -> list[tuple[int, int]]:
     By default a block holds about ``2^18`` pre-activations (``n x b``, 2 MiB in
     float64), so the elementwise passes over it run in cache instead of
     streaming an ``(n, m)`` array through memory; that measured fastest at all
-    three benchmark shapes, against one block (the old default) and against
+    three benchmark shapes, against a single block of all neurons and against
     halving or doubling the size. The blocks depend on ``(n, m, block)`` only,
     never on the number of threads, so every thread count gives the same numbers.
     """
