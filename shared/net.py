@@ -325,7 +325,12 @@ def _residual_factor(X, r, ws: _Workspace, scale: float) -> np.ndarray:
 
 def _forward(X, W, a, c, ws: _Workspace) -> np.ndarray:
     """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``."""
-    ws.run(lambda j, part: [_forward_block(X, W, a, ws, j, i) for i in part])
+
+    def work(j, part):
+        for i in part:
+            _forward_block(X, W, a, ws, j, i)
+
+    ws.run(work)
     return _sum_u(c, ws)
 
 
@@ -342,7 +347,12 @@ def _backward(X, r, W, a, ws: _Workspace, *, coef, out, W_minus=None, grad_a=Non
     """
     B = _residual_factor(X, r, ws, 1.0 if grad_a is not None else coef)
     kw = {"coef": coef, "out": out, "W_minus": W_minus, "grad_a": grad_a, "c": c}
-    ws.run(lambda j, part: [_backward_block(X, B, W, a, ws, j, i, **kw) for i in part])
+
+    def work(j, part):
+        for i in part:
+            _backward_block(X, B, W, a, ws, j, i, **kw)
+
+    ws.run(work)
 
 
 def _descend(X, r, W, a, ws: _Workspace, *, eta, c, W_next, a_next=None, grad_a=None):
