@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 from shared import data, kernels, net
 
@@ -121,7 +122,6 @@ def test_train_numbers_do_not_depend_on_threads(rng, train_a, dtype):
     # The blocks fix the order of every sum, and every block's products run on a
     # one-thread BLAS whichever thread takes them, so the numbers are equal to
     # the last bit for any `threads` and any BLAS thread setting.
-    threadpoolctl = pytest.importorskip("threadpoolctl")
     X, y, W, a = _problem(rng, n=20, d=5, m=300, dtype=dtype)
     kw = {"eta": 0.5, "steps": 15, "train_a": train_a, "block": 16, "record_every": 4}
     runs = []
@@ -137,7 +137,6 @@ def test_train_numbers_do_not_depend_on_threads(rng, train_a, dtype):
 
 
 def test_train_threads_hold_blas_to_one_thread_and_give_it_back(rng):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
     X, y, W, a = _problem(rng, n=10, d=4, m=64)
     seen = []
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
