@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from shared import data, kernels, net
+from shared import _step, data, kernels, net
 
 
 def _problem(rng, n=6, d=4, m=10, dtype=np.float64):
@@ -105,7 +105,7 @@ def test_train_equals_plain_gradient_descent(rng, train_a, block, threads):
     ("n", "m", "block"), [(1, 1, None), (100, 8000, None), (7, 50, 9), (3, 5, 100)]
 )
 def test_blocks_tile_the_neurons_in_equal_parts(n, m, block):
-    blocks = net._blocks(n, m, block)
+    blocks = _step.blocks(n, m, block)
     assert blocks[0][0] == 0 and blocks[-1][1] == m
     assert all(e == s2 for (_, e), (s2, _) in itertools.pairwise(blocks))
     sizes = [e - s for s, e in blocks]
@@ -140,7 +140,7 @@ def test_train_threads_hold_blas_to_one_thread_and_give_it_back(rng):
     X, y, W, a = _problem(rng, n=10, d=4, m=64)
     seen = []
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        before = net._blas_threads()
+        before = _step.blas_threads()
         net.train(
             X,
             y,
@@ -150,12 +150,12 @@ def test_train_threads_hold_blas_to_one_thread_and_give_it_back(rng):
             steps=4,
             block=8,
             threads=2,
-            progress=lambda k, steps: seen.append(net._blas_threads()),
+            progress=lambda k, steps: seen.append(_step.blas_threads()),
         )
-        after_run = net._blas_threads()
+        after_run = _step.blas_threads()
         with pytest.raises(ValueError, match="eta: the loss became non-finite"):
             net.train(X, y, W, a, eta=1e6, steps=400, block=8, threads=2)
-        after_error = net._blas_threads()
+        after_error = _step.blas_threads()
     assert seen == [1] * 5  # the workers own the cores while the run lasts
     assert after_run == before and after_error == before
 
