@@ -77,21 +77,22 @@ class Workspace:
     """
 
     def __init__(self, n: int, d: int, m: int, dtype, *, block=None, threads: int = 1):
-        self.n, self.d, self.m = n, d, m
+        self.n = n
         self.blocks = blocks(n, m, block)
-        width = max(e - s for s, e in self.blocks)
+        self.width = max(e - s for s, e in self.blocks)  # neurons in the largest block
         parts = np.array_split(np.arange(len(self.blocks)), min(threads, len(self.blocks)))
         self.parts = [[int(i) for i in p] for p in parts]
-        self._scratch = [np.empty(n * width, dtype=dtype) for _ in self.parts]
+        self._scratch = [np.empty(n * self.width, dtype=dtype) for _ in self.parts]
         self.mask = np.empty(n * m, dtype=bool)  # activation pattern 1{w_r.x_i >= 0}
         self.u_blocks = np.empty((len(self.blocks), n), dtype=dtype)  # relu(Z_b) a_b per block
         self.B = np.empty((n, d), dtype=dtype)
         self.u = np.empty(n, dtype=dtype)
-        self._pool, self._stack, self.blas_threads = None, ExitStack(), None
+        self._pool, self._stack = None, ExitStack()
+        self._held_blas_threads = None  # the caller's BLAS threads while they are held at one
 
     def __enter__(self) -> Workspace:
         if len(self.blocks) > 1 and (held := blas_threads()) > 1:
-            self.blas_threads = held
+            self._held_blas_threads = held
             self._stack.enter_context(_blas().limit(limits=1, user_api="blas"))
         if len(self.parts) > 1:
             self._pool = self._stack.enter_context(
@@ -103,7 +104,7 @@ class Workspace:
 
     def __exit__(self, *exc) -> None:
         self._stack.close()  # the workers finish, then the BLAS gets its threads back
-        self._pool = self.blas_threads = None
+        self._pool = self._held_blas_threads = None
 
     def scratch(self, j: int, s: int, e: int) -> np.ndarray:
         return self._scratch[j][: self.n * (e - s)].reshape(self.n, e - s)  # (n, b)
@@ -137,10 +138,10 @@ class Workspace:
     @contextmanager
     def full_blas(self):
         """The caller's BLAS threads back, for a large product between steps."""
-        if self.blas_threads is None:
+        if self._held_blas_threads is None:
             yield
         else:
-            with _blas().limit(limits=self.blas_threads, user_api="blas"):
+            with _blas().limit(limits=self._held_blas_threads, user_api="blas"):
                 yield
 
 

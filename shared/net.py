@@ -232,8 +232,7 @@ class _Recorder:
     def __init__(self, X, W0, ws: _step.Workspace, *, track_kernel: bool):
         self.X, self.W0, self.ws, self.track_kernel = X, W0, ws, track_kernel
         self.mask0 = ws.mask.copy()  # pattern at step 0, filled by the first forward pass
-        width = max(e - s for s, e in ws.blocks)
-        self._diff = [np.empty(ws.n * width, dtype=bool) for _ in ws.parts]
+        self._diff = [np.empty(ws.n * ws.width, dtype=bool) for _ in ws.parts]
         self._D = np.empty_like(W0)  # (m, d), W(k) - W(0)
         self._sq = np.empty(W0.shape[0], dtype=W0.dtype)  # (m,), ||w_r(k) - w_r(0)||^2
         self.steps, self.flips, self.rms, self.max, self.fro, self.lam = [], [], [], [], [], []
