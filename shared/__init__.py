@@ -10,9 +10,11 @@ Modules (one concept each):
 - :mod:`shared.plotting` -- one look for every figure, saved headless.
 - :mod:`shared.backend`  -- the GD loop and Gram tools on any array-API library (GPU arrays).
 
-The machinery lives apart: :mod:`shared.harness` discovers, runs and checks
-experiments, and :mod:`shared.sweep` runs grids of configurations x seeds locally or
-on a Dask cluster. The science never imports either.
+Underneath, :mod:`shared._engine` is the speed machinery of the GD step (neuron
+blocks in cache, threads); :mod:`shared.net` is the interface to it.
+
+The tooling lives apart, in the :mod:`sandbox` package: it discovers, runs, checks
+and sweeps experiments. The science never imports it.
 """
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ A GD step costs two matrix products of ``n * m * d`` multiply-adds each,
 ``Z = X W^T`` and ``M^T B`` with ``M = 1{Z >= 0}`` and
 ``B = eta c (u - y) * X``: ``eta``, ``c = scale / sqrt(m)`` and the residuals
 are folded into the small ``(n, d)`` factor and ``a`` into the ``(m, d)``
-result, so no ``(n, m)`` array is scaled. :mod:`shared._step` makes the
+result, so no ``(n, m)`` array is scaled. :mod:`shared._engine` makes the
 elementwise work cache-sized and shares it between threads (:func:`train`'s
 ``block`` and ``threads``).
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared import _step
+from shared import _engine as _step
 from shared import _validate as v
 from shared.kernels import gram_g, gram_h
 

@@ -1,14 +1,12 @@
-"""One look for every figure, saved headless.
+"""One look for every figure, drawn headless.
 
 Importing this module selects matplotlib's non-interactive Agg backend; figures
-are written with :func:`save` and never shown.
+are rendered with :func:`png` and never shown (the tooling writes the bytes).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+import io
 
 import matplotlib
 
@@ -46,18 +44,12 @@ def width_colors(n: int):
     return [cmap(0.85 * (1 - i / max(n - 1, 1))) for i in range(n)]
 
 
-def save(fig, path) -> Path:
-    """Write ``fig`` to ``path`` atomically (a temporary file, then a rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
+def png(fig) -> bytes:
+    """The PNG bytes of ``fig`` in the sandbox style; the figure is closed."""
+    buf = io.BytesIO()
     try:
         with plt.rc_context(STYLE):
-            fig.savefig(tmp)
-        os.replace(tmp, path)
+            fig.savefig(buf, format="png")
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         plt.close(fig)
-    return path
+    return buf.getvalue()

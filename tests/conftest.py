@@ -1,4 +1,10 @@
 import os
+import sys
+from pathlib import Path
+
+# The checkout first on the path: experiments/NAME/sweep.py is imported as
+# experiments.NAME.sweep, here and in the worker processes the tests start.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.harness.registry import REQUIRED_FILES, ExperimentError, experiment_dirs, load
+from sandbox.errors import ExperimentError
+from sandbox.registry import REQUIRED_FILES, experiment_dirs, load
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "experiments" / "_template"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.harness.registry import load
+from sandbox.registry import load
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = sorted((ROOT / "discussions").glob("*.md"))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.harness.checks import format_table
-from shared.harness.registry import discover
-from shared.harness.runner import run_experiment
+from sandbox.checks import format_table
+from sandbox.registry import discover
+from sandbox.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = discover(ROOT)

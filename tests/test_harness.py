@@ -1,7 +1,7 @@
 """The ``sandbox`` command end to end, in a throwaway sandbox root.
 
 Each test copies ``experiments/_template`` and a minimal ``pyproject.toml``
-into ``tmp_path`` and drives :func:`shared.harness.cli.main` with
+into ``tmp_path`` and drives :func:`sandbox.cli.main` with
 ``--root tmp_path``, so nothing here depends on (or touches) the real
 experiments.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.harness.checks import parse_checks
-from shared.harness.cli import main, parse_seeds
-from shared.harness.registry import ExperimentError
+from sandbox.checks import parse_checks
+from sandbox.cli import main, parse_seeds
+from sandbox.errors import ExperimentError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_a_crash_while_saving_the_figure_leaves_no_partial_file(root, monkeypatc
     add_tiny(root)
 
     def crash(self, fname, **kw):
-        Path(fname).write_bytes(b"\x89PNG half")
+        fname.write(b"\x89PNG half")  # the figure is rendered in memory, then written atomically
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", crash)
@@ -440,7 +440,7 @@ def test_a_bad_check_is_an_experiment_error():
 
 
 def test_published_results_stay_small_and_say_what_they_left_out():
-    from shared.harness.runner import publishable
+    from sandbox.runner import publishable
 
     payload = {
         "experiment": "x",

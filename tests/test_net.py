@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from shared import _step, data, kernels, net
+from shared import _engine as _step
+from shared import data, kernels, net
 
 
 def _problem(rng, n=6, d=4, m=10, dtype=np.float64):

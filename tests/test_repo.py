@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml  # PyYAML, a dependency of pre-commit
 
-from shared.harness.registry import experiment_dirs
+from sandbox.registry import experiment_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

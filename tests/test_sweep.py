@@ -1,4 +1,4 @@
-"""Tests for shared.sweep: a local process pool and a real Dask cluster on loopback.
+"""Tests for sandbox.sweep: a local process pool and a real Dask cluster on loopback.
 
 Every Dask test talks to a ``distributed.LocalCluster`` with two worker
 processes started by the test; nothing is mocked. Tasks are tiny (n = 20).
@@ -23,7 +23,11 @@ import pytest
 if importlib.util.find_spec("distributed") is None:  # a dev dependency: fail loudly, never skip
     raise ImportError("tests/test_sweep.py needs dask[distributed]; install the 'cluster' extra")
 
-from shared.sweep import figure1_task, main, read_table, run_sweep, sources_hash, task_rng
+from sandbox.cli import main
+from sandbox.sweep import load_task, read_table, run_sweep, sources_hash, task_rng
+
+ROOT = Path(__file__).resolve().parents[1]
+figure1_task = load_task(ROOT, "linear_convergence").task  # experiments/linear_convergence/sweep.py
 
 TINY = {"m": [16, 256], "n": [20], "d": [10], "steps": [30]}
 
@@ -139,7 +143,7 @@ def test_resume_after_killed_driver(cluster, tmp_path):
     grid, seeds = marker_grid(markers, range(6), sleep=0.15), [0, 1]
     script = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from test_sweep import marker_task\nfrom shared.sweep import run_sweep\n"
+        "from test_sweep import marker_task\nfrom sandbox.sweep import run_sweep\n"
         f"run_sweep(marker_task, {grid!r}, {seeds!r}, {str(out)!r}, workers=1, progress=False)\n"
     )
     driver = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
@@ -322,9 +326,10 @@ def test_workers_with_stale_sources_are_refused(cluster, tmp_path):
 
 def test_figure1_cli(cluster, tmp_path):
     out = tmp_path / "fig1.jsonl"
-    args = ["figure1", "--widths", "16,256", "--seeds", "0-2", "--n", "20", "--d", "10"]
+    args = ["sweep", "linear_convergence", "--widths", "16,256", "--seeds", "0-2"]
+    args += ["--n", "20", "--d", "10"]
     args += ["--steps", "30", "--out", str(out), "--scheduler", cluster.scheduler_address]
-    cli = [sys.executable, "-m", "shared.sweep", *args]
+    cli = [sys.executable, "-m", "sandbox", *args]
     done = subprocess.run(cli, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     rows = read_table(out)

@@ -269,6 +269,7 @@ def _select_module():
         (["tests/test_net.py"], ["alpha", "beta", "gamma"]),
         (["pyproject.toml"], ["alpha", "beta", "gamma"]),
         ([".github/workflows/ci.yml"], ["alpha", "beta", "gamma"]),
+        (["sandbox/runner.py"], ["alpha", "beta", "gamma"]),
         ([".github/workflows/weekly.yml"], []),
     ],
 )
@@ -313,4 +314,6 @@ def test_select_experiments_against_a_real_base_commit(tmp_path):
     commit("shared/net.py", "y = 2\n")
     assert selected(base) == ["alpha", "beta"]
     assert selected("0" * 40) == ["alpha", "beta"]  # an unknown base: check everything
-    assert _select_module().AFFECTS_ALL[3] == ".github/workflows/ci.yml"
+    assert ".github/workflows/ci.yml" in _select_module().AFFECTS_ALL
+    commit("sandbox/cli.py", "z = 1\n")  # the tooling every experiment runs through
+    assert selected(base) == ["alpha", "beta"]

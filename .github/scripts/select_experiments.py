@@ -2,7 +2,7 @@
 
 On a push (no ``--base``) every experiment is checked. On a pull request only
 the experiments whose folders changed are, unless the change touches what
-every experiment depends on (``shared/``, ``tests/``, ``pyproject.toml``, the
+every experiment depends on (``shared/``, ``sandbox/``, ``tests/``, ``pyproject.toml``, the
 CI workflow or this script): then all of them are.
 
     python .github/scripts/select_experiments.py [--base SHA] [--root DIR]
@@ -22,6 +22,7 @@ from pathlib import Path
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 AFFECTS_ALL = (
     "shared/",
+    "sandbox/",
     "tests/",
     "pyproject.toml",
     ".github/workflows/ci.yml",

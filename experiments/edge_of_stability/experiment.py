@@ -317,7 +317,5 @@ def plot(result: dict):
     return fig
 
 
-if __name__ == "__main__":
-    from shared.harness.cli import experiment_main
-
-    raise SystemExit(experiment_main(__file__))
+if __name__ == "__main__":  # python experiments/NAME/experiment.py [--full] [--seed S]
+    raise SystemExit(__import__("sandbox").run_file(__file__))

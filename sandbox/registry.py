@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from sandbox.checks import parse_checks
+from sandbox.errors import ExperimentError
+
 REQUIRED_FILES = ("README.md", "experiment.py", "expected.toml")
 REQUIRED_META = ("title", "question", "claim")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class ExperimentError(Exception):
-    """A problem with an experiment's files or results, reported to the user as is."""
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -40,7 +39,7 @@ def find_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "experiments").is_dir() and (folder / "pyproject.toml").is_file():
             return folder
-    pkg_root = Path(__file__).resolve().parents[2]
+    pkg_root = Path(__file__).resolve().parents[1]
     if (pkg_root / "experiments").is_dir():
         return pkg_root
     raise ExperimentError(
@@ -102,8 +101,6 @@ def experiment_dirs(root: Path) -> list[Path]:
 def load(path: Path) -> Experiment:
     """Read one experiment folder; raise :class:`ExperimentError` if anything is missing or
     malformed."""
-    from shared.harness.checks import parse_checks
-
     name = path.name
     if not NAME_RE.match(name):
         raise ExperimentError(f"{name}: folder names are lower_snake_case (letters, digits, _)")

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from shared.harness.checks import Verdict, evaluate
-from shared.harness.registry import Experiment, ExperimentError
+from sandbox._io import write_atomic, write_bytes_atomic
+from sandbox.checks import Verdict, evaluate
+from sandbox.errors import ExperimentError
+from sandbox.registry import Experiment
 
 
 @dataclass
@@ -68,19 +68,13 @@ def _jsonable(x):
 
 
 def write_json_atomic(path: Path, payload: dict) -> Path:
-    """Write JSON to a temporary file beside ``path``, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_jsonable(payload), fh, indent=1)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone to read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """``payload`` as indented JSON, written atomically (:func:`sandbox._io.write_atomic`)."""
+
+    def write(fh):
+        json.dump(_jsonable(payload), fh, indent=1)
+        fh.write("\n")
+
+    return write_atomic(path, write)
 
 
 PUBLISH_MAX_BYTES = 400_000  # stays under the 1 MB large-file hook with room for growth
@@ -143,9 +137,9 @@ def run_experiment(
     if out_dir is not None:
         out_dir = Path(out_dir)
         if figure:
-            from shared.plotting import save
+            from shared.plotting import png
 
-            save(module.plot(result), out_dir / "figure.png")
+            write_bytes_atomic(out_dir / "figure.png", png(module.plot(result)))
         write_json_atomic(
             out_dir / "results.json",
             {

@@ -4,6 +4,7 @@
     sandbox run NAME [NAME ...] | --all   [--full] [--seed S] [--out DIR] [--publish]
     sandbox check NAME [NAME ...] | --all [--full] [--seeds 0-4] [--jobs N]
     sandbox new NAME
+    sandbox sweep NAME --seeds 0-4 --out TABLE [--scheduler ADDR] [the sweep's own options]
 
 Exit status: 0 when every check passes, 1 when a check fails, 2 on a usage or
 experiment error (unknown name, malformed expected.toml, missing quantity).
@@ -22,9 +23,11 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from shared.harness.checks import format_table
-from shared.harness.registry import NAME_RE, ExperimentError, discover, find_root, get
-from shared.harness.runner import Progress, publishable, run_experiment, write_json_atomic
+from sandbox._io import write_bytes_atomic
+from sandbox.checks import format_table
+from sandbox.errors import ExperimentError
+from sandbox.registry import NAME_RE, discover, find_root, get
+from sandbox.runner import Progress, publishable, run_experiment, write_json_atomic
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -63,16 +66,6 @@ def _require_checks(exps, mode: str) -> None:
         )
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    """Copy ``src`` to a temporary file beside ``dest``, then rename over it."""
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def cmd_list(args) -> int:
     exps = discover(args.root)
     if not exps:
@@ -99,7 +92,7 @@ def cmd_run(args) -> int:
         if not rec.verdicts:
             print(f"(no check in expected.toml applies in {mode} mode)")
         if args.publish:
-            _copy_atomic(out / "figure.png", exp.path / "figure.png")
+            write_bytes_atomic(exp.path / "figure.png", (out / "figure.png").read_bytes())
             payload = json.loads((out / "results.json").read_text())
             write_json_atomic(exp.path / "results_full.json", publishable(payload))
             print(f"published figure.png and results_full.json to {exp.path}")
@@ -198,6 +191,43 @@ def cmd_new(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from sandbox import sweep
+
+    try:
+        module = sweep.load_task(args.root, args.name)
+    except (FileNotFoundError, AttributeError) as err:
+        raise ExperimentError(str(err)) from None
+    p = argparse.ArgumentParser(
+        prog=f"sandbox sweep {args.name}", description=(module.__doc__ or "").split("\n\n")[0]
+    )
+    p.add_argument("--seeds", type=parse_seeds, default=list(range(5)), help="seeds (default: 0-4)")
+    p.add_argument(
+        "--root-seed", type=int, default=0, help="root of every task's stream (default: 0)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="JSON Lines table, resumed if it exists")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local pool)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="local pool size, or Dask workers to wait for"
+    )
+    module.add_arguments(p)
+    opts = p.parse_args(args.rest)
+    try:
+        rows = sweep.run_sweep(
+            module.task,
+            module.grid(opts),
+            opts.seeds,
+            opts.out,
+            root_seed=opts.root_seed,
+            scheduler=opts.scheduler,
+            workers=opts.workers,
+        )
+    except ValueError as err:
+        raise ExperimentError(str(err)) from None
+    print(module.summary(rows))
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -235,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("new", help="scaffold experiments/NAME from the template")
     n.add_argument("name")
     n.set_defaults(func=cmd_new)
+
+    w = sub.add_parser(
+        "sweep",
+        help="run an experiment's sweep (its sweep.py) over a grid x seeds, resumable",
+        add_help=False,
+    )
+    w.add_argument("name", metavar="NAME")
+    w.add_argument("rest", nargs=argparse.REMAINDER, help="the sweep's options (NAME --help)")
+    w.set_defaults(func=cmd_sweep)
     return p
 
 
@@ -248,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def experiment_main(file: str) -> int:
-    """Thin command line for ``python experiments/NAME/experiment.py [--full] [--seed S]``."""
+def run_file(file: str) -> int:
+    """``python experiments/NAME/experiment.py [--full] [--seed S]`` is ``sandbox run NAME ...``."""
     folder = Path(file).resolve().parent
     return main(["--root", str(folder.parents[1]), "run", folder.name, *sys.argv[1:]])
 

@@ -21,7 +21,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from shared.harness.registry import ExperimentError
+from sandbox.errors import ExperimentError
 
 BOUND_KEYS = ("at_least", "at_most", "greater_than", "less_than")
 ALL_KEYS = {"quantity", "reason", "modes", "equals", "close_to", "rtol", "atol", *BOUND_KEYS}
