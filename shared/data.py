@@ -37,7 +37,7 @@ def pairs_at_angle(
     ``angle`` inside a random plane through it. For small ``angle`` the minimum
     pairwise angle equals ``angle`` (random points in moderate ``d`` are far
     apart), which drives ``lambda0`` towards 0 as ``angle -> 0``
-    (Du et al. 2019, Thm 3.1: ``lambda0 > 0`` iff no two inputs are parallel).
+    (Du et al. 2019, Thm 3.1: ``lambda0 > 0`` if no two inputs are parallel).
     For odd ``n`` the last point has no partner.
 
     Returns

@@ -6,7 +6,7 @@ step: ``1 - 1/kappa`` at ``eta = 1/L`` and ``(kappa - 1)/(kappa + 1)`` at ``eta 
 (Nesterov, *Lectures on Convex Optimization*, 2018, Thm 2.1.15). Iterations to reach
 ``||x_k - x*|| <= eps ||x_0 - x*||`` therefore grow like ``kappa log(1/eps)``. Without strong
 convexity (eigenvalues accumulating at 0, some exactly 0) the rate is sublinear,
-``f(x_k) - f* <= L ||x_0 - x*||^2 / (2k)`` (Nesterov 2018, Cor. 2.1.2).
+``f(x_k) - f* <= L ||x_0 - x*||^2 / (2k)`` (Beck and Teboulle 2009, Thm 3.1).
 
 The bridge to Du, Zhai, Poczos, Singh (ICLR 2019, Sec. 3-4): in the kernel regime the residual of
 the two-layer ReLU net moves as ``u(k+1) - y = (I - eta H)(u(k) - y)``, the same iteration with

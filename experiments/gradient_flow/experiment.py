@@ -7,8 +7,8 @@ at ``t = eta k``, with a largest deviation that shrinks linearly in ``eta``
 (Euler's method has global error O(eta)); at a step near ``2 / lambda_max``
 GD oscillates and leaves the flow. Along the flow, Du et al.'s Theorem 3.2
 bound ``||u(t) - y||^2 <= exp(-lam0 t) ||u(0) - y||^2`` holds, and the actual
-late-phase exponent is ``-2 lambda_min(H)``: the factor 2 comes from the squared
-norm, and ``lambda_min(H) ~ lam0`` where the bound only uses ``lam0 / 2``.
+late-phase exponent is ``-2 lambda_min(H)``, twice the bound's ``-lam0``: both are
+exponents of ``||u - y||^2``, and ``lambda_min(H) ~ lam0`` where the bound only uses ``lam0 / 2``.
 
 The activation is ``erf``, not ReLU. ReLU makes ``grad L`` discontinuous in
 ``W``: GD's patterns ``1{w_r.x_i >= 0}`` chatter across the switching surface

@@ -11,7 +11,7 @@ errors, and their error falls like ``draws^(-1/2)``; (b) ``lam0`` on the unit
 sphere grows with ``d`` and falls with ``n``; (c) duplicated points, and
 ``d + 1`` antipodal pairs ``{x, -x}``, make ``H_inf`` singular while ``d`` pairs
 do not; (d) at random init the finite-width ``H(0)`` is within ``O(m^(-1/2))``
-of ``H_inf`` in spectral norm (Remark 3.1), which is why ``lambda_min(H(0)) >=
+of ``H_inf`` in spectral norm (Lemma 3.1), which is why ``lambda_min(H(0)) >=
 3 lam0 / 4`` once ``m`` is large.
 """
 

@@ -7,7 +7,8 @@ one fixed step ``eta``. Three panels, as in the paper: (a) the loss ratio ``L(k)
 (c) the largest per-neuron move ``max_r ||w_r(k) - w_r(0)||``.
 
 What is checked is the theory's claims, each separately: Theorem 4.1's bound
-``L(k) <= (1 - eta lam0 / 2)^k L(0)`` holds; the actual asymptotic slope of ``log L`` is the
+``L(k) <= (1 - eta lam0 / 2)^k L(0)`` is met (an observation: the theorem's width and step
+hypotheses are far from satisfied here); the actual asymptotic slope of ``log L`` is the
 spectral one, ``2 ln(1 - eta lambda_min(H))``, which tends to ``2 ln(1 - eta lam0)`` as ``m`` grows
 and is far steeper than the bound; the rate improves with ``m``; pattern flips and per-neuron
 moves fall like ``m^(-1/2)`` (Lemma 3.2, Corollary 4.1), the flip fraction matches the Gaussian

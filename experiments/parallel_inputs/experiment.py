@@ -10,7 +10,7 @@ For a pair at angle ``theta`` the vector ``e_x - e_x'`` is nearly an eigenvector
 of ``H_inf`` with eigenvalue ``1/2 - H_inf(x, x') = theta / (2 pi) + O(theta^2)``,
 so ``lam0 ~ theta`` (exponent 1, fitted below). In the kernel regime
 ``u(k+1) - y ~= (I - eta H)(u(k) - y)``, so the log-loss slope per step tends to
-``2 ln(1 - eta lambda_min(H))`` (SCIENCE.md; Arora et al. 2019, Thm 4.1). The
+``2 ln(1 - eta lambda_min(H))`` (Arora et al. 2019, Thm 4.1; discussions/theory.md). The
 measured slope (``fit.log_rate``) is compared with that prediction at a width
 large enough for the angles checked; at a smaller angle the same width is no
 longer enough (the width Thm 4.1 asks for grows like ``lam0^(-4)``): the
