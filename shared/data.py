@@ -92,6 +92,8 @@ def duplicate_inputs(
 ) -> np.ndarray:
     """Unit inputs whose last ``n_copies`` rows repeat earlier rows exactly (``H_inf`` singular).
 
+    Row ``n - n_copies + i`` is a copy of row ``i mod (n - n_copies)``, so the first
+    ``n - n_copies`` rows are distinct and every later row repeats one of them.
     Two equal rows make two equal rows of ``H_inf``, so ``lambda_min(H_inf) = 0``
     up to rounding (Du et al. 2019, Thm 3.1 needs no two parallel inputs).
     """
@@ -101,7 +103,8 @@ def duplicate_inputs(
     if n_copies >= n:
         raise ValueError(f"n_copies: expected fewer than n={n}, got {n_copies}")
     X = unit_sphere(n, d, rng=rng, dtype=dtype)
-    X[n - n_copies :] = X[:n_copies]
+    # from the distinct rows only: X[n - k:] = X[:k] would overlap when k > n / 2
+    X[n - n_copies :] = X[np.arange(n_copies) % (n - n_copies)]
     return X
 
 
