@@ -17,11 +17,12 @@ def unit_sphere(n: int, d: int, *, rng: np.random.Generator, dtype=np.float64) -
 
     Returns
     -------
-    X : (n, d) ndarray
+    X : (n, d) ndarray of ``dtype`` (float32 or float64)
         Gaussian draws normalised per row (never by the Frobenius norm of ``X``).
     """
     v.positive("n", n, integer=True)
     v.positive("d", d, integer=True)
+    dtype = v.float_dtype("dtype", dtype)
     v.rng("rng", rng)
     X = rng.standard_normal((n, d))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
@@ -51,6 +52,7 @@ def pairs_at_angle(
     v.in_range("angle", angle, 0.0, np.pi)
     if angle == 0.0:
         raise ValueError("angle: expected > 0 (use duplicate_inputs for parallel points), got 0.0")
+    dtype = v.float_dtype("dtype", dtype)
     v.rng("rng", rng)
     half = n - n // 2
     base = unit_sphere(half, d, rng=rng)
@@ -77,7 +79,7 @@ def min_pairwise_angle(X: np.ndarray) -> float:
     X = v.array("X", X, ndim=2)
     if X.shape[0] < 2:
         raise ValueError(f"X: expected at least 2 rows to form a pair, got shape {X.shape}")
-    Xn = X / v.nonzero_rows("X", X)[:, None]  # (n, d)
+    _, Xn = v.unit_rows("X", X)  # (n, d), exact at any scale
     c = np.abs(Xn @ Xn.T)  # (n, n)
     np.fill_diagonal(c, -1.0)
     i, j = np.unravel_index(np.argmax(c), c.shape)
@@ -90,15 +92,19 @@ def duplicate_inputs(
 ) -> np.ndarray:
     """Unit inputs whose last ``n_copies`` rows repeat earlier rows exactly (``H_inf`` singular).
 
+    Row ``n - n_copies + i`` is a copy of row ``i mod (n - n_copies)``, so the first
+    ``n - n_copies`` rows are distinct and every later row repeats one of them.
     Two equal rows make two equal rows of ``H_inf``, so ``lambda_min(H_inf) = 0``
     up to rounding (Du et al. 2019, Thm 3.1 needs no two parallel inputs).
     """
     v.positive("n", n, integer=True)
     v.positive("n_copies", n_copies, integer=True)
+    v.float_dtype("dtype", dtype)
     if n_copies >= n:
         raise ValueError(f"n_copies: expected fewer than n={n}, got {n_copies}")
     X = unit_sphere(n, d, rng=rng, dtype=dtype)
-    X[n - n_copies :] = X[:n_copies]
+    # from the distinct rows only: X[n - k:] = X[:k] would overlap when k > n / 2
+    X[n - n_copies :] = X[np.arange(n_copies) % (n - n_copies)]
     return X
 
 
@@ -116,6 +122,7 @@ def antipodal_inputs(
     """
     v.positive("n", n, integer=True)
     v.positive("n_pairs", n_pairs, integer=True)
+    v.float_dtype("dtype", dtype)
     if 2 * n_pairs > n:
         raise ValueError(f"n_pairs: expected at most n/2={n // 2}, got {n_pairs}")
     X = unit_sphere(n, d, rng=rng, dtype=dtype)
@@ -124,8 +131,9 @@ def antipodal_inputs(
 
 
 def gaussian_labels(n: int, *, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
-    """``y ~ N(0, I_n)``, the labels of Du et al. (2019), Figure 1."""
+    """``y ~ N(0, I_n)``, the labels of Du et al. (2019), Figure 1; ``(n,)`` of ``dtype``."""
     v.positive("n", n, integer=True)
+    dtype = v.float_dtype("dtype", dtype)
     return v.rng("rng", rng).standard_normal(n).astype(dtype, copy=False)
 
 
@@ -135,13 +143,19 @@ def teacher_labels(X: np.ndarray, *, m_teacher: int, rng: np.random.Generator) -
     ``y_i = sum_r b_r relu(v_r . x_i)`` with ``v_r ~ N(0, I)``, ``b_r ~ N(0, 1)``.
     Such labels are "structured": they lie mostly on the top eigenvectors of
     ``H_inf`` (Arora et al. 2019, Sec. 4).
+
+    The standardised labels do not change when ``X`` is multiplied by a constant
+    (the teacher is positively homogeneous), so ``X`` is first scaled by the power
+    of two that brings its largest entry into ``[0.5, 1)``: exact, identical
+    numbers in the usual range, and no overflow for inputs of any finite size.
     """
-    X = v.array("X", X, ndim=2)
+    X = v.array("X", X, ndim=2, nonempty=True)
     v.positive("m_teacher", m_teacher, integer=True)
     v.rng("rng", rng)
     V = rng.standard_normal((m_teacher, X.shape[1]))
     b = rng.standard_normal(m_teacher)
-    y = np.maximum(X @ V.T, 0.0) @ b  # (n,)
+    _, e = np.frexp(np.abs(X).max())
+    y = np.maximum(np.ldexp(X, -e) @ V.T, 0.0) @ b  # (n,), up to the factor 2^-e
     y -= y.mean()
     sd = y.std()
     if sd == 0:
@@ -215,7 +229,7 @@ def rotated_quadratic(
 
     Parameters
     ----------
-    lam : (d,) ndarray of eigenvalues, ``d >= 1``.
+    lam : (d,) ndarray of eigenvalues, ``d >= 1``, finite with ``Q diag(lam) Q^T`` finite.
 
     Returns
     -------
@@ -223,9 +237,15 @@ def rotated_quadratic(
     Q : (d, d) ndarray, eigenvectors (columns) in the order of ``lam``.
     x0 : (d,) ndarray of unit norm.
     """
-    lam = v.array("lam", lam, ndim=1)
+    lam = v.array("lam", lam, ndim=1, nonempty=True)
     v.rng("rng", rng)
     d = lam.shape[0]
     Q, _ = np.linalg.qr(rng.standard_normal((d, d)))  # (d, d)
     s = rng.choice([-1.0, 1.0], size=d)
-    return (Q * lam) @ Q.T, Q, Q @ s / np.sqrt(d)
+    with np.errstate(over="ignore", invalid="ignore"):
+        A = (Q * lam) @ Q.T  # (d, d), entries at most max |lam| up to rounding
+    if not np.all(np.isfinite(A)):
+        raise ValueError(
+            f"lam: eigenvalues up to {np.abs(lam).max():.3g} overflow A = Q diag(lam) Q^T"
+        )
+    return A, Q, Q @ s / np.sqrt(d)

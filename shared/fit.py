@@ -12,7 +12,7 @@ def power_law(x, y) -> tuple[float, float]:
 
     Parameters
     ----------
-    x, y : (k,) arrays of positive numbers, ``k >= 3``.
+    x, y : (k,) arrays of positive numbers, ``k >= 3``, with at least two distinct ``x``.
     """
     x = v.array("x", x, ndim=1)
     y = v.array("y", y, ndim=1, shape=x.shape)
@@ -20,7 +20,10 @@ def power_law(x, y) -> tuple[float, float]:
         raise ValueError(f"x: expected at least 3 points for a fit with an error, got {x.shape[0]}")
     if np.any(x <= 0) or np.any(y <= 0):
         raise ValueError("x, y: expected positive values for a log-log fit")
-    return _line(np.log(x), np.log(y))
+    t = np.log(x)
+    if np.all(t == t[0]):
+        raise ValueError(f"x: expected at least 2 distinct values for a slope, got all {x[0]!r}")
+    return _line(t, np.log(y))
 
 
 def _line(t, z) -> tuple[float, float]:
@@ -40,9 +43,9 @@ def floor_ratio(dtype) -> float:
     squared loss ratio bottoms out near ``eps^2`` times a modest factor
     (observed ~1e-13 in float32, ~1e-30 in float64). The window stops at
     ``(1e3 eps)^2``, six orders of magnitude above that floor, and never below
-    ``1e-14``: ``1e-14`` in float64 and ``1.4e-8`` in float32.
+    ``1e-14``: ``1e-14`` in float64 and ``1.4e-8`` in float32 (the only two dtypes).
     """
-    eps = float(np.finfo(dtype).eps)
+    eps = float(np.finfo(v.float_dtype("dtype", dtype)).eps)
     return max((1e3 * eps) ** 2, 1e-14)
 
 
@@ -52,13 +55,19 @@ def log_rate(losses, *, hi: float = 1e-3, lo: float | None = None, dtype=np.floa
     The window keeps clear of the transient at the start and of the precision
     floor at the end; ``lo`` defaults to :func:`floor_ratio` of ``dtype``. If the
     loss never reaches ``hi``, the last half of the curve above the floor is used.
-    Returns the slope (negative when the loss decreases).
+    ``losses (k,)`` positive, ``0 <= lo < hi``. Returns the slope (negative when
+    the loss decreases).
     """
-    L = v.array("losses", losses, ndim=1)
+    L = v.array("losses", losses, ndim=1, nonempty=True)
     if np.any(L <= 0):
         raise ValueError("losses: expected positive values")
-    lo = floor_ratio(dtype) if lo is None else lo
-    ratio = L / L[0]
+    v.positive("hi", hi)
+    lo = floor_ratio(dtype) if lo is None else v.positive("lo", lo, allow_zero=True)
+    v.float_dtype("dtype", dtype)
+    if lo >= hi:
+        raise ValueError(f"lo: expected below hi={hi!r}, got {lo!r}")
+    with np.errstate(over="ignore"):  # a ratio past the float range lies above any window
+        ratio = L / L[0]
     keep = (ratio <= hi) & (ratio >= lo)
     if np.count_nonzero(keep) < 3:
         above = np.flatnonzero(ratio >= lo)

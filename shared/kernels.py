@@ -21,11 +21,32 @@ _ROW_BLOCK_BYTES = 2**20
 _NEAR_PARALLEL = 0.995
 
 
-def _directions(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row norms ``(n,)``, unit rows ``Xn (n, d)`` and their cosines ``C = Xn Xn^T (n, n)``."""
-    X = v.array("X", X, ndim=2)
-    norms = v.nonzero_rows("X", X)  # (n,)
-    Xn = X / norms[:, None]  # (n, d)
+def _directions(X: np.ndarray, *, diag: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row norms ``(n,)``, unit rows ``Xn (n, d)`` and their cosines ``C = Xn Xn^T (n, n)``.
+
+    The angles do not depend on the norms, and the norms are exact at any scale
+    (:func:`shared._validate.unit_rows`), so the only limit is the size of the
+    result: every entry is at most the largest diagonal entry ``diag ||x_i||^2``
+    in magnitude (``diag = 1/2`` for ``H_inf`` and ``G_inf``, 1 for their sum).
+    A diagonal that overflows, or underflows below the smallest normal float
+    (where the entries would keep no relative precision), is an error: the
+    kernels are homogeneous, ``K(c X) = c^2 K(X)``, so the caller can rescale.
+    """
+    X = v.array("X", X, ndim=2, nonempty=True)
+    norms, Xn = v.unit_rows("X", X)  # (n,), (n, d)
+    tiny, big = float(np.finfo(X.dtype).tiny), float(np.finfo(X.dtype).max)
+    hi, lo = float(norms.max()), float(norms.min())
+    # Python floats: a product past float64's range is inf, never an exception
+    for which, r, bad in (
+        ("largest", hi, diag * hi * hi > big),
+        ("smallest", lo, diag * lo * lo < tiny),
+    ):
+        if bad:
+            raise ValueError(
+                f"X: the {which} row norm {r:.3g} makes the kernel's diagonal entry "
+                f"{diag:g} ||x_i||^2 = {diag * r * r:.3g} leave the normal range of {X.dtype} "
+                f"[{tiny:.3g}, {big:.3g}]; the kernel is homogeneous, K(c X) = c^2 K(X): rescale X"
+            )
     C = Xn @ Xn.T  # (n, n), a symmetric rank-k update (BLAS syrk)
     return norms, Xn, C
 
@@ -72,7 +93,7 @@ def _arc_kernels(X: np.ndarray, *, first: bool, second: bool) -> np.ndarray:
     rounding: the small eigenvalues of nearly parallel data (``lam0 ~ t``) are
     differences of entries and would inherit ``arccos``'s lost digits.
     """
-    norms, Xn, C = _directions(X)
+    norms, Xn, C = _directions(X, diag=1.0 if first and second else 0.5)
     n = C.shape[0]
     np.fill_diagonal(C, 1.0)
     s = norms / float(np.sqrt(_TWO_PI))  # (n,), so that s_i s_j = |x_i| |x_j| / (2 pi)
@@ -116,7 +137,9 @@ def h_inf(X: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    X : (n, d) ndarray, rows non-zero.
+    X : (n, d) ndarray, rows non-zero, ``n, d >= 1``; any scale whose diagonal
+        ``||x_i||^2 / 2`` is a normal float (else a ``ValueError``: rescale, as
+        ``H_inf(c X) = c^2 H_inf(X)``).
 
     Returns
     -------
@@ -149,8 +172,41 @@ def ntk_inf(X: np.ndarray) -> np.ndarray:
     return _arc_kernels(X, first=True, second=True)
 
 
-def _check_W(X: np.ndarray, W) -> np.ndarray:
-    return v.array("W", W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]))
+def _check_XW(X, W, *, second: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``X (n, d)`` and ``W (m, d)``, ``n, m, d >= 1``, whose products fit the dtype.
+
+    ``|w_r . x_i| <= ||x_i|| ||w_r||`` (Cauchy-Schwarz) bounds every pre-activation
+    and every partial sum of it, ``|x_i . x_j| <= max ||x||^2`` the entries of
+    ``X X^T``, and ``max ||x||^2 ||W||_F^2`` the sums of ``G`` before the division by
+    ``m``. Beyond the dtype's range a pre-activation would overflow to ``inf`` or
+    ``nan`` and silently flip its pattern, so that is an error. A cheap bound
+    (``||x|| <= sqrt(d) max |x_k|``) settles the usual case without the norms.
+    """
+    X = v.array("X", X, ndim=2, nonempty=True)
+    W = v.array("W", W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]), nonempty=True)
+    big = float(np.finfo(X.dtype).max)
+    d, m = X.shape[1], W.shape[0]
+    x_max = max(float(X.max()), -float(X.min()))
+    w_max = max(float(W.max()), -float(W.min()))
+    zw = d * x_max * w_max  # Python floats: inf past float64's range, no exception
+    if max(d * x_max * x_max, zw, m * zw * zw) <= big:
+        return X, W
+    x_norm = float(v.row_norms(X).max())
+    w_norms = v.row_norms(W).astype(float)  # (m,)
+    with np.errstate(over="ignore"):
+        w_fro2 = float(w_norms @ w_norms)
+    if x_norm * x_norm > big:
+        raise ValueError(
+            f"X: the largest row norm {x_norm:.3g} makes x_i . x_j overflow {X.dtype} "
+            f"(largest {big:.3g}); rescale X"
+        )
+    if x_norm * float(w_norms.max()) > big or (second and x_norm * x_norm * w_fro2 > big):
+        raise ValueError(
+            f"X, W: the largest row norms {x_norm:.3g} of X and {float(w_norms.max()):.3g} of W "
+            f"make the pre-activations w_r . x_i{' and their squared sums' if second else ''} "
+            f"overflow {X.dtype} (largest {big:.3g}); rescale X or W"
+        )
+    return X, W
 
 
 def _chunk(chunk, n: int) -> int:
@@ -173,8 +229,9 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
 
     Parameters
     ----------
-    X : (n, d) ndarray
-    W : (m, d) ndarray
+    X : (n, d) ndarray, ``n, d >= 1``
+    W : (m, d) ndarray, ``m >= 1``; ``||x_i|| ||w_r||`` and ``||x_i||^2`` must fit the
+        dtype (a ``ValueError`` otherwise, never an overflowed pattern).
     chunk : neurons per chunk (default: about 32 MiB of pre-activations).
 
     Returns
@@ -183,8 +240,7 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
         Jacobian of the predictions with respect to ``W`` (``net.jacobian_W``),
         since ``a_r^2 = 1``.
     """
-    X = v.array("X", X, ndim=2)
-    W = _check_W(X, W)
+    X, W = _check_XW(X, W, second=False)
     n, m = X.shape[0], W.shape[0]
     chunk = min(_chunk(chunk, n), m)
     if m >= 2**24:
@@ -211,8 +267,7 @@ def gram_g(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
     It is the kernel of the gradient with respect to ``a``; it tends to
     :func:`g_inf` as ``m`` grows. Chunked over neurons like :func:`gram_h`.
     """
-    X = v.array("X", X, ndim=2)
-    W = _check_W(X, W)
+    X, W = _check_XW(X, W, second=True)
     n, m = X.shape[0], W.shape[0]
     chunk = min(_chunk(chunk, n), m)
     G = np.zeros((n, n), dtype=X.dtype)
@@ -240,7 +295,7 @@ def h_inf_monte_carlo(
     H_hat : (n, n) ndarray
     stderr : (n, n) ndarray
     """
-    X = v.array("X", X, ndim=2)
+    X = v.array("X", X, ndim=2, nonempty=True)
     v.positive("n_draws", n_draws, integer=True)
     v.rng("rng", rng)
     W = rng.standard_normal((n_draws, X.shape[1]))
@@ -253,19 +308,21 @@ def h_inf_monte_carlo(
 
 
 def spectrum(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric ``H (n, n)``."""
-    H = v.array("H", H, ndim=2)
-    if H.shape[0] != H.shape[1]:
-        raise ValueError(f"H: expected a square matrix, got shape {H.shape}")
-    return np.linalg.eigh(H)
+    """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric ``H (n, n)``, ``n >= 1``.
+
+    ``H`` must be symmetric to ``sqrt(eps)`` of its largest entry
+    (:func:`shared._validate.symmetric`): the eigensolver reads one triangle.
+    """
+    return np.linalg.eigh(v.symmetric("H", H))
 
 
 def lambda_min(H: np.ndarray) -> float:
-    """Smallest eigenvalue of a symmetric matrix; ``lam0`` when ``H = H_inf``."""
-    H = v.array("H", H, ndim=2)
-    if H.shape[0] != H.shape[1]:
-        raise ValueError(f"H: expected a square matrix, got shape {H.shape}")
-    return float(np.linalg.eigvalsh(H)[0])
+    """Smallest eigenvalue of a symmetric ``H (n, n)``, ``n >= 1``; ``lam0`` when ``H = H_inf``.
+
+    ``H`` must be symmetric to ``sqrt(eps)`` of its largest entry
+    (:func:`shared._validate.symmetric`): the eigensolver reads one triangle.
+    """
+    return float(np.linalg.eigvalsh(v.symmetric("H", H))[0])
 
 
 def predicted_residuals(
@@ -278,21 +335,35 @@ def predicted_residuals(
     ``||y - u(k)|| = sqrt(sum_i (1 - eta lambda_i)^(2k) (v_i . (y - u(0)))^2)``
     (Arora, Du, Hu, Li, Wang, ICML 2019, Theorem 4.1, with ``u(0) = 0``).
 
+    A mode with ``|1 - eta lambda_i| > 1`` grows; a ``ValueError`` naming ``eta``
+    is raised if the prediction overflows the float range within ``steps``.
+
     Returns
     -------
     r : (steps + 1,) ndarray of residual norms.
     """
-    y = v.array("y", y, ndim=1)
-    H = v.array("H", H, ndim=2, shape=(y.shape[0], y.shape[0]))
+    y = v.array("y", y, ndim=1, nonempty=True)
+    H = v.symmetric("H", H, n=y.shape[0])
     v.positive("eta", eta)
     v.positive("steps", steps, integer=True, allow_zero=True)
     r0 = y if u0 is None else y - v.array("u0", u0, ndim=1, shape=y.shape)
     lam, V = np.linalg.eigh(H)
     proj2 = (V.T @ r0) ** 2  # (n,)
+    if not np.all(proj2 > 0):  # modes that r0 does not excite: 0 * inf would give nan
+        lam, proj2 = lam[proj2 > 0], proj2[proj2 > 0]
     k = np.arange(steps + 1)[:, None]  # (steps + 1, 1)
     with np.errstate(over="ignore"):
-        factors = np.abs(1.0 - eta * lam)[None, :] ** (2 * k)  # (steps + 1, n)
-    return np.sqrt(factors @ proj2)
+        growth = np.abs(1.0 - eta * lam)  # (n,)
+        factors = growth[None, :] ** (2 * k)  # (steps + 1, n)
+        r = np.sqrt(factors @ proj2)
+    if not np.all(np.isfinite(r)):
+        k_bad = int(np.argmax(~np.isfinite(r)))
+        raise ValueError(
+            f"eta: the predicted residual overflows {r.dtype} at step {k_bad}: "
+            f"max |1 - eta lambda_i| = {float(growth.max()):.6g} > 1 with eta={eta:g} "
+            f"(2 / lambda_max = {2.0 / float(lam.max()) if lam.max() > 0 else np.inf:.6g})"
+        )
+    return r
 
 
 def complexity_measure(H: np.ndarray, y: np.ndarray) -> float:
@@ -302,8 +373,7 @@ def complexity_measure(H: np.ndarray, y: np.ndarray) -> float:
     al. 2019, Theorem 5.1); ``sqrt(y^T H^-1 y)`` is also the limit of
     ``||W(k) - W(0)||_F`` (their Sec. 5). Computed with a Cholesky solve.
     """
-    y = v.array("y", y, ndim=1)
-    H = v.array("H", H, ndim=2, shape=(y.shape[0], y.shape[0]))
+    y = v.array("y", y, ndim=1, nonempty=True)
     return float(np.sqrt(2.0 * rkhs_norm_sq(H, y) / y.shape[0]))
 
 
@@ -311,12 +381,19 @@ def rkhs_norm_sq(H: np.ndarray, y: np.ndarray) -> float:
     """``y^T H^-1 y`` for a symmetric positive-definite ``H``; raises if ``H`` is singular.
 
     With ``H = L L^T`` (Cholesky), ``y^T H^-1 y = ||L^-1 y||^2``: one triangular solve.
+    ``H (n, n)`` must be symmetric to ``sqrt(eps)`` (Cholesky reads one triangle), ``n >= 1``.
     """
-    y = v.array("y", y, ndim=1)
-    H = v.array("H", H, ndim=2, shape=(y.shape[0], y.shape[0]))
+    y = v.array("y", y, ndim=1, nonempty=True)
+    H = v.symmetric("H", H, n=y.shape[0])
     try:
         L = np.linalg.cholesky(H)
     except np.linalg.LinAlgError as err:
         raise ValueError("H: expected a positive-definite matrix, Cholesky failed") from err
-    z = solve_triangular(L, y, lower=True)
-    return float(z @ z)
+    with np.errstate(over="ignore"):
+        z = solve_triangular(L, y, lower=True)
+        q = float(z @ z)
+    if not np.isfinite(q):
+        raise ValueError(
+            "H: y^T H^-1 y overflows float64 (H is too close to singular along y); rescale H or y"
+        )
+    return q

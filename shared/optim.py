@@ -34,12 +34,15 @@ class GD:
 
 @dataclass(frozen=True)
 class HeavyBall:
-    """Polyak momentum: ``x_{k+1} = x_k - lr grad(x_k) + beta (x_k - x_{k-1})``."""
+    """Polyak momentum: ``x_{k+1} = x_k - lr grad(x_k) + beta (x_k - x_{k-1})``.
+
+    ``0 <= beta < 1``.
+    """
 
     beta: float
 
     def __post_init__(self):
-        v.in_range("beta", self.beta, 0.0, 1.0)
+        v.in_range("beta", self.beta, 0.0, 1.0, hi_open=True)
 
     def init(self, x):
         return np.zeros_like(x)  # velocity x_k - x_{k-1}
@@ -51,12 +54,15 @@ class HeavyBall:
 
 @dataclass(frozen=True)
 class Nesterov:
-    """Nesterov: ``y_k = x_k + beta (x_k - x_{k-1})``, ``x_{k+1} = y_k - lr grad(y_k)``."""
+    """Nesterov: ``y_k = x_k + beta (x_k - x_{k-1})``, ``x_{k+1} = y_k - lr grad(y_k)``.
+
+    ``0 <= beta < 1``.
+    """
 
     beta: float
 
     def __post_init__(self):
-        v.in_range("beta", self.beta, 0.0, 1.0)
+        v.in_range("beta", self.beta, 0.0, 1.0, hi_open=True)
 
     def init(self, x):
         return np.zeros_like(x)
@@ -133,10 +139,33 @@ class Adam:
 
 # --------------------------------------------------------------------------- clipping
 def clip_by_norm(g: np.ndarray, max_norm: float) -> np.ndarray:
-    """Rescale ``g`` to norm ``max_norm`` if it is longer; a new array either way."""
+    """Rescale ``g`` to norm ``max_norm`` if it is longer; a new array either way.
+
+    ``g`` is a finite array of any shape. The norm is exact also where ``||g||^2``
+    would overflow (entries near 1e154 and beyond).
+    """
+    g = v.array("g", g, ndim=None)
     v.positive("max_norm", max_norm)
-    norm = float(np.linalg.norm(g))
+    return _clip(g, max_norm)
+
+
+def _clip(g: np.ndarray, max_norm: float) -> np.ndarray:
+    """:func:`clip_by_norm` on a checked ``max_norm``; a non-finite ``g`` stays non-finite."""
+    norm = _norm(g)
     return g * (max_norm / norm) if norm > max_norm else g.copy()
+
+
+def _norm(g: np.ndarray) -> float:
+    """``||g||_2``: ``np.linalg.norm`` where its sum of squares neither overflows nor underflows
+    (the same numbers), else the norm of ``g`` scaled by a power of two (exact)."""
+    with np.errstate(over="ignore", under="ignore"):
+        norm = float(np.linalg.norm(g))
+    info = np.finfo(g.dtype) if g.dtype.kind == "f" else np.finfo(float)
+    if math.isfinite(norm) and norm >= math.sqrt(float(info.tiny)) / float(info.eps):
+        return norm
+    if not np.all(np.isfinite(g)) or g.size == 0:
+        return norm
+    return float(v.row_norms(g.reshape(1, -1))[0])
 
 
 # --------------------------------------------------------------------------- driver
@@ -170,11 +199,21 @@ def minimize(
     a schedule ``k -> lr``); with ``clip``, every gradient is clipped to that norm first.
 
     Divergence (non-finite ``f``) stops the run and sets ``diverged``; it never
-    returns silent NaNs.
+    returns silent NaNs. A schedule step that is not a finite number ``> 0`` is a
+    ``ValueError`` naming the step ``k`` and the value (a negative step climbs);
+    so are an ``f`` that is not a real scalar, a ``grad`` of another shape than
+    ``x0``, and a non-finite ``f`` or ``grad`` at ``x0`` itself.
     """
-    x = np.array(x0, dtype=float)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x0: expected finite values")
+    v.function("f", f)
+    v.function("grad", grad)
+    x = v.array("x0", x0, ndim=None, dtype=np.float64).copy()
+    if isinstance(optimizer, type) or not all(
+        callable(getattr(optimizer, name, None)) for name in ("init", "step")
+    ):
+        raise ValueError(
+            "optimizer: expected an optimizer instance with init and step methods "
+            f"(e.g. optim.GD()), got {optimizer!r}"
+        )
     v.positive("steps", steps, integer=True, allow_zero=True)
     schedule = lr if callable(lr) else constant(lr)
     if clip is not None:
@@ -186,16 +225,19 @@ def minimize(
 
     def g_fn(z):
         g = cache["g"] if z is cache["x"] else grad(z)
-        return clip_by_norm(g, clip) if clip is not None else g
+        return _clip(g, clip) if clip is not None else g
 
     state = optimizer.init(x)
     fs, gn, lrs, path = [], [], [], [x.copy()] if keep_path else None
     diverged = False
     for k in range(steps + 1):
         with np.errstate(over="ignore", invalid="ignore"):
-            fk = float(f(x))
-            gk = grad(x)
-            gnk = float(np.linalg.norm(gk))
+            fk = _f_value(f(x), k)
+            gk = _grad_value(grad(x), x.shape, k)
+            gnk = _norm(gk)
+        if k == 0 and not (math.isfinite(fk) and math.isfinite(gnk)):
+            name, value = ("f", fk) if not math.isfinite(fk) else ("grad", f"norm {gnk}")
+            raise ValueError(f"{name}: expected a finite value at x0, got {value}")
         fs.append(fk)
         gn.append(gnk)
         if not (math.isfinite(fk) and math.isfinite(gnk)):
@@ -204,7 +246,7 @@ def minimize(
         if k == steps:
             break
         cache["x"], cache["g"] = x, gk
-        lr_k = float(schedule(k))
+        lr_k = _step_size(k, schedule(k))
         lrs.append(lr_k)
         with np.errstate(over="ignore", invalid="ignore"):
             x, state = optimizer.step(x, state, lr_k, f, g_fn)
@@ -221,70 +263,136 @@ def minimize(
     )
 
 
+def _f_value(value, k: int) -> float:
+    """``f(x_k)`` as a float: a real scalar (a Python or numpy number, or a 0-d array)."""
+    arr = np.asarray(value)
+    if arr.ndim != 0 or arr.dtype.kind not in "iuf":
+        raise ValueError(
+            f"f: expected a real scalar, got {type(value).__name__} of shape {arr.shape} "
+            f"and dtype {arr.dtype} at step k={k}"
+        )
+    return float(arr)
+
+
+def _grad_value(value, shape: tuple, k: int) -> np.ndarray:
+    """``grad(x_k)``: a real array of the shape of ``x0`` (finite or not: divergence is flagged)."""
+    g = np.asarray(value)
+    if g.shape != shape or g.dtype.kind not in "iuf":
+        raise ValueError(
+            f"grad: expected a real array of shape {shape} (that of x0), got shape {g.shape} "
+            f"and dtype {g.dtype} at step k={k}"
+        )
+    return g
+
+
 # --------------------------------------------------------------------------- schedules
+# A schedule maps a step index k = 0, 1, ... to a finite step > 0. The ones below
+# check their arguments when built and every value they give: a step that
+# underflows to 0 (``gamma^k`` for large k) or is 0 by design (``cosine`` with
+# ``lr_min = 0`` at ``k >= total``) raises instead of stalling or climbing.
+def _step_size(k: int, value) -> float:
+    """``value`` as the step of step ``k``: a finite real number ``> 0``, else a ``ValueError``."""
+    arr = np.asarray(value)
+    if arr.ndim != 0 or arr.dtype.kind not in "iuf":
+        raise ValueError(f"lr: the schedule gave {value!r} at step k={k}; expected a real number")
+    lr_k = float(arr)
+    if not (math.isfinite(lr_k) and lr_k > 0):
+        raise ValueError(
+            f"lr: the schedule gave {lr_k!r} at step k={k}; expected a finite number > 0"
+        )
+    return lr_k
+
+
+def _schedule(formula: Callable[[int], float]) -> Schedule:
+    """``k -> formula(k)`` for a step index ``k >= 0``, its value checked by :func:`_step_size`."""
+
+    def schedule(k: int) -> float:
+        v.positive("k", k, integer=True, allow_zero=True)
+        try:
+            value = formula(k)
+        except OverflowError as err:  # an index too large for a float, e.g. gamma ** 10**400
+            raise ValueError(f"k: expected an index a float can hold, got {k!r}") from err
+        return _step_size(k, value)
+
+    return schedule
+
+
 def constant(lr: float) -> Schedule:
     """``lr_k = lr``."""
     v.positive("lr", lr)
-    return lambda k: lr
+    return _schedule(lambda k: lr)
 
 
 def step_decay(lr: float, *, drop: float, every: int) -> Schedule:
-    """``lr_k = lr * drop^(k // every)``."""
+    """``lr_k = lr * drop^(k // every)``, ``0 < drop <= 1``."""
     v.positive("lr", lr)
-    v.in_range("drop", drop, 0.0, 1.0)
+    v.in_range("drop", drop, 0.0, 1.0, lo_open=True)
     v.positive("every", every, integer=True)
-    return lambda k: lr * drop ** (k // every)
+    return _schedule(lambda k: lr * drop ** (k // every))
 
 
 def exponential(lr: float, *, gamma: float) -> Schedule:
-    """``lr_k = lr * gamma^k``."""
+    """``lr_k = lr * gamma^k``, ``0 < gamma <= 1``."""
     v.positive("lr", lr)
-    v.in_range("gamma", gamma, 0.0, 1.0)
-    return lambda k: lr * gamma**k
+    v.in_range("gamma", gamma, 0.0, 1.0, lo_open=True)
+    return _schedule(lambda k: lr * gamma**k)
 
 
 def inverse_time(lr: float, *, decay: float) -> Schedule:
     """``lr_k = lr / (1 + decay * k)``, the classical ``1/k`` schedule."""
     v.positive("lr", lr)
     v.positive("decay", decay, allow_zero=True)
-    return lambda k: lr / (1.0 + decay * k)
+    return _schedule(lambda k: lr / (1.0 + decay * k))
 
 
 def cosine(lr: float, *, total: int, lr_min: float = 0.0) -> Schedule:
-    """``lr_k = lr_min + (lr - lr_min) (1 + cos(pi k / total)) / 2`` (Loshchilov & Hutter 2017)."""
+    """``lr_k = lr_min + (lr - lr_min) (1 + cos(pi k / total)) / 2`` (Loshchilov & Hutter 2017).
+
+    ``0 <= lr_min <= lr``; ``lr_k = lr_min`` for ``k >= total``, so with ``lr_min = 0``
+    the schedule is for ``k < total`` only (a step of 0 is an error).
+    """
     v.positive("lr", lr)
     v.positive("total", total, integer=True)
     v.positive("lr_min", lr_min, allow_zero=True)
-    return lambda k: (
-        lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * min(k, total) / total))
+    if lr_min > lr:
+        raise ValueError(f"lr_min: expected at most lr={lr!r}, got {lr_min!r}")
+    return _schedule(
+        lambda k: lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * min(k, total) / total))
     )
 
 
 def warmup(schedule: Schedule, *, steps: int) -> Schedule:
     """Linear warm-up over ``steps`` steps into ``schedule`` (Goyal et al. 2017)."""
+    v.function("schedule", schedule)
     v.positive("steps", steps, integer=True)
-    return lambda k: schedule(k) * min(1.0, (k + 1) / steps)
+    return _schedule(lambda k: _step_size(k, schedule(k)) * min(1.0, (k + 1) / steps))
 
 
 def one_cycle(
     lr_max: float, *, total: int, pct_start: float = 0.3, div: float = 25.0, final_div: float = 1e4
 ) -> Schedule:
     """One-cycle policy (Smith & Topin 2019): cosine up from ``lr_max/div`` to ``lr_max`` over
-    ``pct_start * total`` steps, then cosine down to ``lr_max/final_div``."""
+    ``pct_start * total`` steps, then cosine down to ``lr_max/final_div`` (``div, final_div >= 1``),
+    where it stays for ``k >= total``."""
     v.positive("lr_max", lr_max)
     v.positive("total", total, integer=True)
     v.in_range("pct_start", pct_start, 0.0, 1.0)
-    v.positive("div", div)
-    v.positive("final_div", final_div)
+    v.in_range("div", div, 1.0, math.inf, hi_open=True)
+    v.in_range("final_div", final_div, 1.0, math.inf, hi_open=True)
     up = max(1, round(pct_start * total))
     lo, end = lr_max / div, lr_max / final_div
+    if not (lo > 0 and end > 0):
+        raise ValueError(
+            f"lr_max: lr_max / div = {lo!r} and lr_max / final_div = {end!r} must be > 0 "
+            f"(they underflow for lr_max={lr_max!r})"
+        )
 
     def anneal(a: float, b: float, frac: float) -> float:
         return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
-    def schedule(k: int) -> float:
+    def formula(k: int) -> float:
         if k < up:
             return anneal(lo, lr_max, k / up)
         return anneal(lr_max, end, min(1.0, (k - up) / max(1, total - up)))
 
-    return schedule
+    return _schedule(formula)

@@ -12,6 +12,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from shared import _validate as v
 
 STYLE = {
     "figure.dpi": 110,
@@ -29,8 +32,27 @@ STYLE = {
 }
 
 
+# Agg renders images below 2^16 pixels along each side
+_MAX_PIXELS = 2**16
+
+
 def subplots(nrows: int = 1, ncols: int = 1, *, width: float = 4.0, height: float = 3.2, **kw):
-    """``fig, axes`` with the sandbox style; each panel ``width x height`` inches."""
+    """``fig, axes`` with the sandbox style; each panel ``width x height`` inches.
+
+    The whole figure must stay below 65536 pixels along each side at the saved
+    resolution (``STYLE["savefig.dpi"]``), the most :func:`png` can render.
+    """
+    v.positive("nrows", nrows, integer=True)
+    v.positive("ncols", ncols, integer=True)
+    v.positive("width", width)
+    v.positive("height", height)
+    dpi = max(STYLE["figure.dpi"], STYLE["savefig.dpi"])
+    for names, inches in (("ncols, width", width * ncols), ("nrows, height", height * nrows)):
+        if inches * dpi >= _MAX_PIXELS:
+            raise ValueError(
+                f"{names}: the figure would be {inches:g} inches, {inches * dpi:.0f} pixels at "
+                f"{dpi} dpi; png() renders fewer than {_MAX_PIXELS} pixels along each side"
+            )
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
             nrows, ncols, figsize=(width * ncols, height * nrows), layout="constrained", **kw
@@ -39,13 +61,16 @@ def subplots(nrows: int = 1, ncols: int = 1, *, width: float = 4.0, height: floa
 
 
 def width_colors(n: int):
-    """``n`` colours from light to dark, for curves ordered by width (or any size)."""
+    """``n >= 0`` colours from light to dark, for curves ordered by width (or any size)."""
+    v.positive("n", n, integer=True, allow_zero=True)
     cmap = plt.get_cmap("viridis")
     return [cmap(0.85 * (1 - i / max(n - 1, 1))) for i in range(n)]
 
 
 def png(fig) -> bytes:
-    """The PNG bytes of ``fig`` in the sandbox style; the figure is closed."""
+    """The PNG bytes of the matplotlib ``Figure`` ``fig`` in the sandbox style; it is closed."""
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
     buf = io.BytesIO()
     try:
         with plt.rc_context(STYLE):

@@ -145,3 +145,63 @@ def test_rotated_quadratic_has_the_spectrum_and_an_even_start(rng):
     np.testing.assert_allclose(np.abs(Q.T @ x0), 0.5, rtol=1e-12)  # weight 1/sqrt(d) on each mode
     with pytest.raises(ValueError, match="lam"):
         data.rotated_quadratic(np.ones((2, 2)), rng=rng)
+
+
+GENERATORS = {
+    "unit_sphere": lambda g, dt: data.unit_sphere(3, 3, rng=g, dtype=dt),
+    "pairs_at_angle": lambda g, dt: data.pairs_at_angle(4, 3, angle=0.1, rng=g, dtype=dt),
+    "duplicate_inputs": lambda g, dt: data.duplicate_inputs(4, 3, n_copies=1, rng=g, dtype=dt),
+    "antipodal_inputs": lambda g, dt: data.antipodal_inputs(4, 3, n_pairs=1, rng=g, dtype=dt),
+    "gaussian_labels": lambda g, dt: data.gaussian_labels(4, rng=g, dtype=dt),
+}
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+@pytest.mark.parametrize("dtype", [int, np.int32, bool, complex, np.float16, object, "garbage"])
+def test_generators_refuse_dtypes_other_than_float32_and_float64(rng, name, dtype):
+    # an integer dtype truncated the unit vectors to zeros, complex and float16 passed silently
+    with pytest.raises(ValueError, match=r"dtype: expected np\.float32 or np\.float64"):
+        GENERATORS[name](rng, dtype)
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+@pytest.mark.parametrize("dtype", [np.float32, "float32", np.float64, float, "f8"])
+def test_generators_accept_the_float_dtypes_by_any_name(name, dtype):
+    out = GENERATORS[name](np.random.default_rng(0), dtype)
+    assert out.dtype == np.dtype(dtype) and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("c", [2.0**600, 2.0**-600, 1e200, 1e-200])
+def test_min_pairwise_angle_and_teacher_labels_do_not_depend_on_the_scale(rng, c):
+    """Both are invariant under ``X -> c X``; the norms used to overflow or underflow
+    (``min_pairwise_angle`` warned, ``teacher_labels`` returned NaN for ``1e200 X``).
+    A power of two scales exactly, so the numbers are then equal to the last bit."""
+    X = data.unit_sphere(20, 5, rng=rng)
+    exact = np.log2(c).is_integer()
+    for f in (
+        data.min_pairwise_angle,
+        lambda A: data.teacher_labels(A, m_teacher=30, rng=np.random.default_rng(1)),
+    ):
+        want, got = f(X), f(c * X)
+        if exact:
+            np.testing.assert_array_equal(got, want)
+        else:  # c X rounds each entry (relative 1e-16), which moves the result by ~1e-15
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda g: data.min_pairwise_angle(np.eye(3, dtype=bool)), "X: expected a real numeric"),
+        (lambda g: data.min_pairwise_angle(np.empty((3, 0))), "X: expected non-zero rows"),
+        (lambda g: data.teacher_labels(np.empty((0, 3)), m_teacher=4, rng=g), "X: expected at"),
+        (lambda g: data.corrupt_labels(np.ones(3, dtype=bool), fraction=0.5, rng=g), "y: expected"),
+        (lambda g: data.rotated_quadratic(np.empty(0), rng=g), "lam: expected at least one"),
+        (lambda g: data.rotated_quadratic(np.array([1.0, np.inf]), rng=g), "lam: expected finite"),
+        (lambda g: data.pairs_at_angle(4, 3, angle=float("nan"), rng=g), "angle: expected"),
+        (lambda g: data.unit_sphere(True, 3, rng=g), "n: expected an integer"),
+    ],
+)
+def test_more_bad_input_raises_naming_the_argument(rng, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(rng)

@@ -65,8 +65,28 @@ def test_log_rate_uses_late_half_when_loss_never_reaches_hi():
         (lambda: fit.log_rate([1.0, 0.0, 0.5]), "losses: expected positive values"),
         (lambda: fit.log_rate([1.0, np.nan, 0.5]), "losses: expected finite values"),
         (lambda: fit.log_rate([1.0, 1e-20, 1e-21]), "losses: only"),
+        (
+            lambda: fit.power_law([2.0, 2.0, 2.0], [1.0, 2.0, 3.0]),
+            "x: expected at least 2 distinct",
+        ),
+        (lambda: fit.power_law(np.ones(3, dtype=bool), [1.0, 2.0, 3.0]), "x: expected a real"),
+        (lambda: fit.log_rate([]), "losses: expected at least one entry"),
+        (lambda: fit.log_rate(np.ones((3, 3))), "losses: expected a 1-D array"),
+        (lambda: fit.log_rate(np.exp(-np.arange(9.0)), hi=np.nan), "hi: expected a finite"),
+        (lambda: fit.log_rate(np.exp(-np.arange(9.0)), lo=-1.0), "lo: expected >= 0"),
+        (lambda: fit.log_rate(np.exp(-np.arange(9.0)), lo=0.5, hi=0.1), "lo: expected below hi"),
+        (lambda: fit.log_rate(np.exp(-np.arange(9.0)), dtype=int), "dtype: expected np"),
+        (lambda: fit.floor_ratio(np.float16), "dtype: expected np"),
+        (lambda: fit.floor_ratio("x"), "dtype: expected np"),
     ],
 )
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_log_rate_ignores_ratios_past_the_float_range():
+    """``L(k) / L(0)`` overflows for a loss that climbs from 1e-300 to 1e300: such points lie
+    above any window, without a warning (pytest turns one into an error)."""
+    L = np.concatenate([[1e-300], np.full(5, 1e300), np.exp(-np.arange(20.0))])
+    np.testing.assert_allclose(fit.log_rate(L, hi=1e301, lo=1e200), -1.0, rtol=1e-12)

@@ -289,3 +289,112 @@ def test_bad_input_raises_naming_the_argument(rng, call, match):
 def test_duplicate_rows_make_h_inf_singular(rng):
     X = data.duplicate_inputs(20, 5, n_copies=1, rng=rng)
     assert kernels.lambda_min(kernels.h_inf(X)) < 1e-13
+
+
+# ----------------------------------------------------------------- scale, overflow, symmetry
+@pytest.mark.parametrize("k", [-500, -300, 300, 500])
+def test_closed_forms_are_homogeneous_of_degree_two_at_any_scale(rng, k):
+    """``K(c X) = c^2 K(X)``: angles do not depend on the scale and the norms are computed
+    exactly (a power-of-two scaling of each row), so ``c = 2^k`` gives the same numbers times
+    ``4^k`` to the last bit, also where ``||x||^2`` over- or underflows float64 (|k| > 511 / 2)."""
+    X = _scaled(rng, 12, 4)
+    for f in (kernels.h_inf, kernels.g_inf, kernels.ntk_inf):
+        np.testing.assert_array_equal(f(2.0**k * X), 4.0**k * f(X))
+    np.testing.assert_allclose(
+        kernels.h_inf(1e150 * X), 1e300 * kernels.h_inf(X), rtol=1e-14, atol=0
+    )  # 1e150 X is rounded entry by entry: a few eps
+
+
+@pytest.mark.parametrize(
+    ("scale", "dtype", "which"),
+    [
+        (1e200, np.float64, "largest"),
+        (1e-200, np.float64, "smallest"),
+        (1e25, np.float32, "largest"),
+    ],
+)
+def test_closed_forms_name_x_when_the_diagonal_leaves_the_float_range(rng, scale, dtype, which):
+    # they returned inf/nan with a warning (1e200), or called the rows zero (1e-200)
+    X = (scale * _unit(rng, 5, 3)).astype(dtype)
+    for f in (kernels.h_inf, kernels.g_inf, kernels.ntk_inf):
+        with pytest.raises(ValueError, match=f"X: the {which} row norm .* K\\(c X\\) = c\\^2 K"):
+            f(X)
+
+
+def test_gram_tools_keep_the_pattern_of_huge_weights_and_name_overflow(rng):
+    X, W = _unit(rng, 6, 3), rng.standard_normal((40, 3))
+    # the pattern depends on directions only, and 2^600 scales exactly
+    np.testing.assert_array_equal(kernels.gram_h(X, 2.0**600 * W), kernels.gram_h(X, W))
+    with pytest.raises(ValueError, match=r"X, W: the largest row norms .* overflow float64"):
+        kernels.gram_h(1e10 * X, 1e300 * W)  # each fits, x . w ~ 1e310 does not
+    with pytest.raises(ValueError, match=r"X, W: .*and their squared sums"):
+        kernels.gram_g(X, 1e200 * W)  # relu(w . x)^2 ~ 1e400
+    with pytest.raises(ValueError, match=r"X: the largest row norm 1e\+160 makes x_i \. x_j"):
+        kernels.gram_h(1e160 * X, W)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda X, W: kernels.gram_h(X, W[:0]),
+        lambda X, W: kernels.gram_g(X, W[:0]),
+        lambda X, W: kernels.gram_h(X[:0], W),
+        lambda X, W: kernels.h_inf(X[:0]),
+        lambda X, W: kernels.ntk_inf(X[:, :0]),
+        lambda X, W: kernels.h_inf_monte_carlo(X[:0], n_draws=3, rng=np.random.default_rng(0)),
+    ],
+)
+def test_empty_inputs_are_named(rng, call):
+    # m = 0 gave "range() arg 3 must not be zero", n = 0 a ZeroDivisionError
+    X, W = _unit(rng, 4, 3), rng.standard_normal((5, 3))
+    with pytest.raises(ValueError, match=r"^[XW]: expected at least one entry along every axis"):
+        call(X, W)
+
+
+def _asymmetric(rng):
+    H = kernels.h_inf(_unit(rng, 5, 3))
+    H[0, 3] += 0.3  # the upper triangle only: eigh would read the lower one and never notice
+    return H
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        kernels.lambda_min,
+        kernels.spectrum,
+        lambda H: kernels.rkhs_norm_sq(H, np.ones(5)),
+        lambda H: kernels.complexity_measure(H, np.ones(5)),
+        lambda H: kernels.predicted_residuals(H, np.ones(5), eta=1.0, steps=3),
+    ],
+)
+def test_matrix_functions_require_symmetry(rng, call):
+    with pytest.raises(
+        ValueError, match=r"H: expected a symmetric matrix .* at \(i, j\) = \(0, 3\)"
+    ):
+        call(_asymmetric(rng))
+    with pytest.raises(ValueError, match="H: expected"):  # n = 0
+        call(np.empty((0, 0)))
+
+
+def test_rounding_level_asymmetry_is_accepted_as_the_symmetric_part(rng):
+    """``Q diag(lam) Q^T`` assembled in floating point is symmetric to ~1e-16 only."""
+    lam = np.array([0.5, 1.0, 2.0, 3.0])
+    A, _, _ = data.rotated_quadratic(lam, rng=rng)
+    assert not np.array_equal(A, A.T)
+    np.testing.assert_allclose(kernels.spectrum(A)[0], lam, rtol=1e-14)
+    np.testing.assert_array_equal(kernels.lambda_min(A), np.linalg.eigvalsh((A + A.T) / 2)[0])
+
+
+def test_predicted_residuals_growth_is_named_and_unexcited_modes_stay_silent():
+    H = np.diag([1.0, 100.0])
+    # mode 2 would grow like |1 - 50|^k = 49^k, but y has no component on it: r = 0.5^k, no nan
+    r = kernels.predicted_residuals(H, np.array([1.0, 0.0]), eta=0.5, steps=2000)
+    np.testing.assert_allclose(r[:500], 0.5 ** np.arange(500), rtol=1e-14)
+    assert np.all(r[500:] <= 0.5**499)  # sqrt(0.25^k) underflows to 0 near k = 537
+    with pytest.raises(ValueError, match=r"eta: the predicted residual overflows float64 at step"):
+        kernels.predicted_residuals(H, np.array([1.0, 1.0]), eta=0.5, steps=2000)
+
+
+def test_rkhs_norm_overflow_is_named():
+    with pytest.raises(ValueError, match=r"H: y\^T H\^-1 y overflows float64"):
+        kernels.rkhs_norm_sq(1e-308 * np.eye(3), 1e5 * np.ones(3))

@@ -84,6 +84,64 @@ def test_init_net_reproducible_and_antisymmetric(rng):
     np.testing.assert_allclose(net.predict(X, W, a), np.zeros(7), atol=1e-14)
 
 
+@pytest.mark.parametrize("antisymmetric", [False, True])
+def test_init_net_scale_is_standard_normal_and_signs_are_fair(antisymmetric):
+    """``w_r ~ N(0, I_d)`` entry by entry, ``a_r`` uniform on ``{-1, +1}`` (Du et al. 2019, Sec. 2).
+
+    ``N = 200 000`` independent entries (100 000 with the antisymmetric init, whose second half
+    copies the first): the sample mean has sd ``1/sqrt(N)``, the sample variance
+    ``sqrt(2/N)``, the fourth moment ``sqrt(96/N)`` (Gaussian: ``E w^4 = 3``,
+    ``Var w^4 = 105 - 9``). Bounds at 5 sd fail with probability < 1e-6 each, and reject the
+    usual wrong scales: ``1/sqrt(d)`` (variance 0.02), ``1/sqrt(m)`` (2.5e-4), uniform entries of
+    variance 1 (fourth moment 1.8), random signs (fourth moment 1).
+    """
+    d, m = 50, 4000
+    W, a = net.init_net(d, m, rng=np.random.default_rng(7), antisymmetric=antisymmetric)
+    assert W.shape == (m, d) and a.shape == (m,)
+    w = W[: m // 2].ravel() if antisymmetric else W.ravel()
+    N = w.size
+    assert abs(w.mean()) < 5 / np.sqrt(N)
+    assert abs(w.var() - 1.0) < 5 * np.sqrt(2 / N)
+    assert abs(np.mean(w**4) - 3.0) < 5 * np.sqrt(96 / N)
+    # isotropic: every coordinate has variance 1 over the neurons (sd sqrt(2 / (m/2)) at most)
+    assert np.all(np.abs(W.var(axis=0) - 1.0) < 5 * np.sqrt(2 / (m // 2)))
+    assert set(np.unique(a)) == {-1.0, 1.0}
+    half = a[: m // 2]
+    assert abs(half.mean()) < 5 / np.sqrt(half.size)  # fair coin: sd 1/sqrt(m/2)
+
+
+@pytest.mark.parametrize("block", [None, 1])
+def test_relu_tie_counts_as_active_in_gradients_jacobian_and_gram(block):
+    """On an exact tie ``w_r . x_i = 0`` the pattern is ``1{w_r . x_i >= 0} = 1`` everywhere.
+
+    ``X = I_2``, ``W = [[0, 1], [1, -1]]``, ``a = (1, -1)``, ``y = (1, 1)``, ``m = 2``,
+    ``c = 1/sqrt 2``: ``Z = X W^T = [[0, 1], [1, -1]]``, ``u = c (-1, 1)``, ``r = u - y``.
+    By hand, with the tie ``x_0 . w_0 = 0`` counted:
+    ``dL/dw_0 = c (r_0 x_0 + r_1 x_1) = (-1/2 - c, 1/2 - c)``,
+    ``dL/dw_1 = -c r_0 x_0 = (1/2 + c, 0)``, ``J = [[c, 0, -c, 0], [0, c, 0, 0]]``,
+    ``H = J J^T = diag(1, 1/2)``. With ``>`` instead of ``>=`` the tie would drop out:
+    ``dL/dw_0 = (0, 1/2 - c)`` and ``H_00 = 1/2``.
+    """
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    W = np.array([[0.0, 1.0], [1.0, -1.0]])
+    a, y = np.array([1.0, -1.0]), np.array([1.0, 1.0])
+    c = 1.0 / np.sqrt(2.0)
+    r = c * np.array([-1.0, 1.0]) - y
+    grad_W = np.array([[-0.5 - c, 0.5 - c], [0.5 + c, 0.0]])
+    J = np.array([[c, 0.0, -c, 0.0], [0.0, c, 0.0, 0.0]])
+    L, gW, ga, u = net.gradients(X, y, W, a)
+    np.testing.assert_allclose(u, r + y, rtol=1e-15)
+    np.testing.assert_allclose(L, 0.5 * r @ r, rtol=1e-15)
+    np.testing.assert_allclose(gW, grad_W, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(ga, [c * r[1], c * r[0]], rtol=1e-15)
+    np.testing.assert_allclose(net.jacobian_W(X, W, a), J, rtol=1e-15)
+    np.testing.assert_allclose(kernels.gram_h(X, W), [[1.0, 0.0], [0.0, 0.5]], rtol=1e-15)
+    # the training loop's own pattern: one step of GD, and the step-0 record
+    res = net.train(X, y, W, a, eta=0.5, steps=1, block=block, threads=2 if block else 1)
+    np.testing.assert_allclose(res.W, W - 0.5 * grad_W, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(res.loss[0], L, rtol=1e-15)
+
+
 # --------------------------------------------------------------------------- training
 @pytest.mark.parametrize("train_a", [False, True])
 @pytest.mark.parametrize(("block", "threads"), [(None, 1), (7, 1), (64, 1), (7, 3), (9, 2)])

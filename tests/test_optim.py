@@ -77,6 +77,34 @@ def test_momentum_rates(quad, method):
     assert rate < 1 - 1 / KAPPA
 
 
+def test_nesterov_takes_the_gradient_at_the_look_ahead_point():
+    """Two steps by hand on ``f = 1/2 x^T diag(1, 2) x`` (dyadic numbers, so exact in floats).
+
+    Nesterov: ``y_k = x_k + beta (x_k - x_{k-1})``, ``x_{k+1} = y_k - lr A y_k``. Taking the
+    gradient at ``x_k`` instead is Polyak's heavy ball, which lands elsewhere at step 2.
+    """
+    A = np.diag([1.0, 2.0])
+    x0, lr, beta = np.array([1.0, 1.0]), 0.25, 0.5
+    # step 1 (no velocity yet): x1 = x0 - lr A x0 = (0.75, 0.5)
+    # step 2: y = x1 + beta (x1 - x0) = (0.625, 0.25); x2 = y - lr A y = (0.46875, 0.125)
+    # heavy ball instead: x2 = y - lr A x1 = (0.4375, 0.0)
+    want = {
+        "nesterov": [[1.0, 1.0], [0.75, 0.5], [0.46875, 0.125]],
+        "heavy_ball": [[1.0, 1.0], [0.75, 0.5], [0.4375, 0.0]],
+    }
+    for name, opt in (("nesterov", optim.Nesterov(beta)), ("heavy_ball", optim.HeavyBall(beta))):
+        res = optim.minimize(
+            lambda x: 0.5 * x @ A @ x,
+            lambda x: A @ x,
+            x0,
+            optimizer=opt,
+            lr=lr,
+            steps=2,
+            keep_path=True,
+        )
+        np.testing.assert_array_equal(res.path, want[name])
+
+
 def test_gd_sublinear_rate_when_not_strongly_convex(rng):
     """Convex, not strongly convex: f(x_k) - f* <= L ||x0 - x*||^2 / (2k) at step 1/L."""
     Q, _ = np.linalg.qr(rng.standard_normal((DIM, DIM)))
@@ -113,6 +141,25 @@ def test_armijo_sufficient_decrease_and_step_bound(quad):
     # the guaranteed rate with c = 1e-4 is loose; the accepted steps ~ 1/L make it GD-fast
     # (measured f(300)/f(0) ~ 6e-9, GD at 1/L would give (1 - 1/kappa)^600 ~ 2e-3)
     assert fs[-1] < 1e-6 * fs[0]
+
+
+@pytest.mark.parametrize(
+    ("lr", "c", "t_want", "evals"),
+    [
+        (2.5, 0.4, 0.625, 4),  # t = 2.5 increases f; t = 1.25 decreases it, not enough
+        (1.5, 0.4, 0.75, 3),  # t = 1.5 decreases f, by less than c t ||g||^2
+        (1.5, 0.1, 1.5, 2),  # with a small c the same step is accepted as it is
+    ],
+)
+def test_armijo_accepts_exactly_the_first_sufficient_decrease(lr, c, t_want, evals):
+    """``f = x^2 / 2`` from ``x = 1`` (``g = 1``): ``f(1 - t) <= f(1) - c t ||g||^2`` holds iff
+    ``t <= 2 (1 - c)``, 1.2 for ``c = 0.4``. The test with its sign flipped
+    (``f(1) + c t ||g||^2``) would accept 2.5, an ascent step, and 1.5; without ``c`` it would
+    accept 1.5. Halving is exact, so the accepted step is compared exactly."""
+    opt = optim.Armijo(c=c, shrink=0.5)
+    x_new, state = opt.step(np.array([1.0]), opt.init(None), lr, lambda z: 0.5 * z @ z, lambda z: z)
+    assert state["t"] == t_want and state["evals"] == evals
+    np.testing.assert_array_equal(x_new, [1.0 - t_want])
 
 
 def test_armijo_raises_when_grad_is_inconsistent(quad):
@@ -195,6 +242,16 @@ def test_schedule_values():
         np.testing.assert_allclose([schedule(k) for k in ks], want, rtol=1e-12)
 
 
+def test_schedules_stay_at_their_end_value_past_total():
+    """``one_cycle`` and ``cosine`` clamp ``k`` at ``total``; the cosine, run on, would climb."""
+    one = optim.one_cycle(1.0, total=100, pct_start=0.3, div=25.0, final_div=1e4)
+    cos = optim.cosine(2.0, total=10, lr_min=0.5)
+    for k in (100, 101, 130, 170, 1000):
+        assert one(k) == 1e-4  # anneal(lr_max, end, 1) = end + (lr_max - end) * 0 exactly
+    for k in (10, 11, 15, 20, 1000):
+        assert cos(k) == 0.5
+
+
 def test_clip_by_norm(rng):
     g = rng.standard_normal(7) * 10
     c = optim.clip_by_norm(g, 1.5)
@@ -209,6 +266,54 @@ def test_clip_by_norm(rng):
     ("call", "match"),
     [
         (lambda: optim.HeavyBall(beta=1.5), "beta"),
+        (lambda: optim.HeavyBall(beta=1.0), r"beta: expected a number in \[0.0, 1.0\)"),
+        (lambda: optim.Nesterov(beta=float("nan")), "beta"),
+        (lambda: optim.step_decay(1.0, drop=0.0, every=3), r"drop: expected a number in \(0.0"),
+        (lambda: optim.exponential(1.0, gamma=0.0), r"gamma: expected a number in \(0.0"),
+        (lambda: optim.cosine(1.0, total=5, lr_min=2.0), "lr_min: expected at most lr=1.0"),
+        (lambda: optim.warmup(1.0, steps=3), "schedule: expected a callable"),
+        (lambda: optim.one_cycle(1.0, total=10, div=0.5), "div: expected a number in"),
+        (lambda: optim.one_cycle(1e-320, total=10), "lr_max: lr_max / div"),
+        (
+            lambda: optim.exponential(1.0, gamma=0.1)(400),
+            r"lr: the schedule gave 0.0 at step k=400",
+        ),
+        (lambda: optim.cosine(1.0, total=10)(10), r"lr: the schedule gave 0.0 at step k=10"),
+        (lambda: optim.warmup(optim.constant(1.0), steps=4)(-2), "k: expected >= 0"),
+        (lambda: optim.step_decay(1.0, drop=0.5, every=2)(2.5), "k: expected an integer"),
+        (lambda: optim.exponential(1.0, gamma=0.5)(10**400), "k: expected an index a float"),
+        (lambda: optim.clip_by_norm(np.array([np.nan, 1.0]), 1.0), "g: expected finite values"),
+        (lambda: optim.clip_by_norm(np.ones(2, dtype=complex), 1.0), "g: expected a real numeric"),
+        (
+            lambda: optim.minimize(
+                lambda x: 0.0, lambda x: x, np.ones(2), optimizer=optim.GD, lr=0.1, steps=1
+            ),
+            "optimizer: expected an optimizer instance",
+        ),
+        (
+            lambda: optim.minimize(
+                lambda x: 0.0, lambda x: x, np.ones(2) + 1j, optimizer=optim.GD(), lr=0.1, steps=1
+            ),
+            "x0: expected a real numeric array",
+        ),
+        (
+            lambda: optim.minimize(
+                lambda x: 0.0, lambda x: x[:1], np.ones(2), optimizer=optim.GD(), lr=0.1, steps=1
+            ),
+            r"grad: expected a real array of shape \(2,\)",
+        ),
+        (
+            lambda: optim.minimize(
+                lambda x: x, lambda x: x, np.ones(2), optimizer=optim.GD(), lr=0.1, steps=1
+            ),
+            "f: expected a real scalar",
+        ),
+        (
+            lambda: optim.minimize(
+                lambda x: np.inf, lambda x: x, np.ones(2), optimizer=optim.GD(), lr=0.1, steps=1
+            ),
+            "f: expected a finite value at x0",
+        ),
         (lambda: optim.Nesterov(beta=-0.1), "beta"),
         (lambda: optim.Adam(eps=0.0), "eps: expected > 0"),
         (lambda: optim.Armijo(c=0.9), "c: expected a number in"),
@@ -256,3 +361,32 @@ def test_clip_by_norm(rng):
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("bad", [-0.1, 0.0, float("nan"), float("inf"), None, np.ones(2)])
+def test_minimize_refuses_a_schedule_step_that_is_not_finite_and_positive(bad):
+    """A negative step climbs, a zero one stalls, a non-finite one diverges: all are errors that
+    name the step index and the value, raised before the step is taken."""
+    calls = []
+
+    def schedule(k):
+        calls.append(k)
+        return 0.1 if k < 3 else bad
+
+    with pytest.raises(ValueError, match=r"lr: the schedule gave .* at step k=3"):
+        optim.minimize(
+            lambda x: 0.5 * x @ x,
+            lambda x: x,
+            np.ones(2),
+            optimizer=optim.GD(),
+            lr=schedule,
+            steps=9,
+        )
+    assert calls == [0, 1, 2, 3]
+
+
+def test_clip_by_norm_is_exact_where_the_squared_norm_overflows():
+    g = np.array([3e200, 4e200])  # ||g|| = 5e200, ||g||^2 overflows
+    np.testing.assert_allclose(optim.clip_by_norm(g, 1.0), [0.6, 0.8], rtol=1e-15)
+    tiny = np.array([3e-200, 4e-200])  # ||g||^2 underflows to 0
+    np.testing.assert_allclose(optim.clip_by_norm(tiny, 1e-201), [6e-202, 8e-202], rtol=1e-15)
