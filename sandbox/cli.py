@@ -171,6 +171,11 @@ def _fmt_seeds(seeds) -> str:
 
 
 def cmd_new(args) -> int:
+    if args.notebook:
+        from sandbox.notebooks import scaffold
+
+        print(f"created {scaffold(args.root, args.name).relative_to(args.root)}")
+        return 0
     name = args.name
     if not NAME_RE.match(name):
         raise ExperimentError(
@@ -264,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("new", help="scaffold experiments/NAME from the template")
     n.add_argument("name")
+    n.add_argument(
+        "--notebook",
+        action="store_true",
+        help="scaffold a notebook note discussions/NAME.ipynb instead (NAME: NNNN-short-title)",
+    )
     n.set_defaults(func=cmd_new)
 
     w = sub.add_parser(
