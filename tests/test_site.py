@@ -203,3 +203,47 @@ def test_a_calibration_record_is_shown_and_its_absence_said(sandbox_copy, tmp_pa
     report = build_site(sandbox_copy, tmp_path / "s", execute_notebooks=False, log=lambda *_: None)
     page = html(report.out, "experiments/kernel_stability/index.html")
     assert "expected.toml changed after calibration" in page
+
+
+ALPHA = {
+    "experiment.py": """
+from shared.plotting import subplots
+
+
+def run(*, quick, seed, progress=lambda i, total, label="": None):
+    return {"rate": 0.5 if quick else 0.75}
+
+
+def plot(result):
+    fig, ax = subplots()
+    ax.plot([0, 1], [0, result["rate"]])
+    return fig
+""",
+    "expected.toml": """
+[experiment]
+title = "alpha: a stand-in"
+question = "Is the rate positive?"
+claim = "A stand-in claim (nobody, 2019, Sec. 0)."
+
+[[check]]
+quantity = "rate"
+at_least = 0.1
+reason = "Any positive rate will do for a stand-in experiment."
+""",
+    "README.md": "# alpha\n\n**Question.** Q?\n\n**Claim.** C.\n\n`rate`\n\n![f](figure.png)\n",
+}
+
+
+def test_run_reruns_and_publishes_every_experiment_first(tmp_path):
+    root = tmp_path / "repo"
+    (root / "experiments" / "alpha").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "sandbox-under-test"\n')
+    for name, text in ALPHA.items():
+        (root / "experiments" / "alpha" / name).write_text(text.lstrip())
+    assert not (root / "experiments" / "alpha" / "results_full.json").exists()
+    report = build_site(root, tmp_path / "out", run=True, log=lambda *_: None)
+    published = json.loads((root / "experiments" / "alpha" / "results_full.json").read_text())
+    assert published["mode"] == "full" and published["quantities"]["rate"] == 0.75
+    index = html(report.out, "index.html")
+    assert "1/1 checks pass in the published full run" in index and "not calibrated yet" in index
+    assert (report.out / "experiments" / "alpha" / "thumb.png").is_file()

@@ -77,7 +77,8 @@ def _page_map(root: Path, exps, notes: list[Path]) -> dict[str, str]:
         pages["experiments/README.md"] = "experiments/index.html"
     for e in exps:
         pages[f"experiments/{e.name}/README.md"] = f"experiments/{e.name}/index.html"
-    pages["discussions/README.md"] = "discussions/index.html"
+    if (root / "discussions" / "README.md").is_file():
+        pages["discussions/README.md"] = "discussions/index.html"
     for p in notes:
         pages[f"discussions/{p.name}"] = f"discussions/{p.stem}.html"
     return pages
@@ -148,7 +149,7 @@ def build_site(
     records = [load_record(e) for e in exps]
     discussions = root / "discussions"
     md_notes = sorted(p for p in discussions.glob("*.md") if p.name != "README.md")
-    notebooks = notebook_paths(root)
+    notebooks = notebook_paths(root) if discussions.is_dir() else []
     sitemap = SiteMap(root, _page_map(root, exps, [*md_notes, *notebooks]), repo_url=repo_url)
     env = _environment()
     commit = _commit(root)
@@ -238,7 +239,7 @@ def build_site(
             href = sitemap.repo_url and sitemap.rewrite(p.name, source=source, page=page)
             if href and href.startswith("http"):
                 notice += f' <a href="{href}">Source</a>.'
-            notice += f" Run it yourself: <code>jupyter lab discussions/{p.name}</code>."
+            notice += f" Run it yourself: open <code>discussions/{p.name}</code> in Jupyter."
             body, title = render.notebook(nb, sitemap, source=source, page=page)
             write(
                 page,

@@ -47,6 +47,11 @@ class Calibrated:
         return f"{n - n_fail}/{n}"
 
     @property
+    def margin(self) -> str:
+        sd = self.entry.get("margin_sd")
+        return "" if sd is None else f"{sd:.1f}"
+
+    @property
     def false_failure_rate(self) -> str:
         rate = self.entry.get("false_failure_rate")
         return "" if rate is None else f"{rate:.1g}"
