@@ -22,7 +22,7 @@ from sandbox.notebooks import TEMPLATE, execute, notebook_paths, scaffold, unstr
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebook_paths(ROOT)
 ALL = [*NOTEBOOKS, ROOT / "discussions" / TEMPLATE]
-BUDGET_S = 60  # a notebook note runs in well under a minute on two cores
+BUDGET_S = 60  # CPU seconds: a notebook note runs in well under a minute on two cores
 
 
 def markdown(path: Path) -> str:
@@ -70,7 +70,7 @@ def test_no_template_placeholder_is_left(path):
 
 @pytest.mark.parametrize("path", ALL, ids=[p.name for p in ALL])
 def test_notebook_runs_top_to_bottom(path):
-    nb, seconds = execute(path)
+    nb, seconds, cpu_s = execute(path)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "ename" in o]
     assert not errors, errors
     figures = [
@@ -81,8 +81,12 @@ def test_notebook_runs_top_to_bottom(path):
         if "image/png" in o.get("data", {})
     ]
     assert figures, f"{path.name} draws no figure"
-    assert seconds < BUDGET_S, f"{path.name} took {seconds:.0f} s; use quick-mode sizes"
-    print(f"{path.name}: {seconds:.1f} s")
+    # The kernel's CPU time, not the wall time: the budget is the notebook's, and the machine
+    # running the suite may be shared (the threads of one BLAS call add up, so this is strict).
+    assert cpu_s is not None and cpu_s < BUDGET_S, (
+        f"{path.name} took {cpu_s:.0f} s of CPU ({seconds:.0f} s wall); use quick-mode sizes"
+    )
+    print(f"{path.name}: {seconds:.1f} s wall, {cpu_s:.1f} s CPU")
 
 
 def test_a_failing_cell_fails_the_run(tmp_path):

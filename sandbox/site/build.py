@@ -89,7 +89,7 @@ def _run_notebooks(paths: list[Path], jobs: int, log) -> dict[Path, tuple]:
 
     def one(path):
         try:
-            nb, seconds = execute(path)
+            nb, seconds, _ = execute(path)
         except Exception as err:  # nbclient's CellExecutionError, a dead kernel, a timeout
             msg = f"notebook {path.name} failed while building the site:\n{err}"
             raise ExperimentError(msg) from err
