@@ -171,6 +171,12 @@ def _fmt_seeds(seeds) -> str:
 
 
 def cmd_new(args) -> int:
+    if args.notebook:
+        from sandbox.notebooks import scaffold
+
+        path = scaffold(args.root, args.name).relative_to(args.root)
+        print(f"created {path}; next: write it, then 'python -m pytest tests/test_notebooks.py'")
+        return 0
     name = args.name
     if not NAME_RE.match(name):
         raise ExperimentError(
@@ -228,6 +234,16 @@ def cmd_sweep(args) -> int:
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
+def cmd_site(args) -> int:
+    from sandbox.site import build_site
+
+    out = args.out if args.out is not None else args.root / "site"
+    report = build_site(args.root, out, run=args.run, repo_url=args.repo_url, jobs=args.jobs)
+    print(report.summary())
+    print(f"open {report.out / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sandbox", description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -264,7 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("new", help="scaffold experiments/NAME from the template")
     n.add_argument("name")
+    n.add_argument(
+        "--notebook",
+        action="store_true",
+        help="scaffold a notebook note discussions/NAME.ipynb instead (NAME: NNNN-short-title)",
+    )
     n.set_defaults(func=cmd_new)
+
+    s = sub.add_parser("site", help="build the static gallery site (HTML, no server needed)")
+    s.add_argument("--out", type=Path, default=None, help="output folder (default: ROOT/site)")
+    s.add_argument("--run", action="store_true", help="re-run and publish every experiment first")
+    s.add_argument("--repo-url", default=None, help="where links to repository files point")
+    s.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default: 2)")
+    s.set_defaults(func=cmd_site)
 
     w = sub.add_parser(
         "sweep",

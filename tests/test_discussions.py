@@ -1,11 +1,13 @@
 """Notes cannot drift from the evidence.
 
-Every quantitative claim in ``discussions/*.md`` cites the check that verifies it as a link
+Every quantitative claim in ``discussions/*.md`` and in the Markdown cells of
+``discussions/*.ipynb`` cites the check that verifies it as a link
 ``[experiment:quantity](../experiments/experiment/)``. This test fails when a note cites an
 experiment that does not exist, a quantity that its ``expected.toml`` does not check, or links
 to any missing file.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -14,9 +16,19 @@ import pytest
 from sandbox.registry import load
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTES = sorted((ROOT / "discussions").glob("*.md"))
+NOTES = sorted((ROOT / "discussions").glob("*.md")) + sorted(
+    (ROOT / "discussions").glob("*.ipynb")  # the notebook template's example citation too
+)
 CITE = re.compile(r"\[([a-z][a-z0-9_]*):([A-Za-z][A-Za-z0-9_]*)\]\(([^)]+)\)")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def note_text(note: Path) -> str:
+    """A Markdown note's text, or the Markdown cells of a notebook note."""
+    if note.suffix != ".ipynb":
+        return note.read_text()
+    cells = json.loads(note.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
 
 def checked_quantities(name: str) -> set[str]:
@@ -27,11 +39,12 @@ def test_there_are_notes_and_an_index():
     names = {p.name for p in NOTES}
     assert "README.md" in names
     assert len(NOTES) >= 7, names
+    assert sum(p.suffix == ".ipynb" for p in NOTES) >= 3, "notebook notes"
 
 
 @pytest.mark.parametrize("note", NOTES, ids=[p.name for p in NOTES])
 def test_citations_name_real_checks(note):
-    text = note.read_text()
+    text = note_text(note)
     for exp, quantity, target in CITE.findall(text):
         assert target.rstrip("/") == f"../experiments/{exp}", (
             f"{note.name}: citation [{exp}:{quantity}] must link to ../experiments/{exp}/, "
@@ -45,7 +58,7 @@ def test_citations_name_real_checks(note):
 
 @pytest.mark.parametrize("note", NOTES, ids=[p.name for p in NOTES])
 def test_relative_links_resolve(note):
-    for target in LINK.findall(note.read_text()):
+    for target in LINK.findall(note_text(note)):
         if "://" in target or target.startswith("mailto:"):
             continue
         assert (note.parent / target).resolve().exists(), f"{note.name}: broken link {target}"
@@ -55,4 +68,4 @@ def test_every_topic_note_cites_checks():
     for note in NOTES:
         if note.name in {"README.md", "notation.md"}:
             continue
-        assert CITE.search(note.read_text()), f"{note.name} makes no checked claim"
+        assert CITE.search(note_text(note)), f"{note.name} makes no checked claim"

@@ -72,7 +72,7 @@ def steps(wf: dict):
 
 
 def test_the_expected_files_exist():
-    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "weekly.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "weekly.yml", "pages.yml"}
     assert {p.name for p in ISSUE_FORMS} >= {
         "question.yml",
         "experiment_proposal.yml",
@@ -140,6 +140,10 @@ def test_every_action_is_pinned_to_a_commit_with_its_version(path):
     assert not loose, f"pin to a 40-hex commit SHA with a '# vX.Y.Z' comment: {loose}"
 
 
+# The one job allowed to write: Pages' deploy job, which runs only the official Pages actions.
+DEPLOY_PERMISSIONS = {("pages.yml", "deploy"): {"pages": "write", "id-token": "write"}}
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
 def test_safe_for_forks(path):
     text, wf = path.read_text(), load(path)
@@ -148,6 +152,9 @@ def test_safe_for_forks(path):
     assert wf["permissions"] == {"contents": "read"}
     for job_id, job in wf["jobs"].items():
         perms = job.get("permissions", {})
+        if (path.name, job_id) in DEPLOY_PERMISSIONS:
+            assert perms == DEPLOY_PERMISSIONS[path.name, job_id], f"{job_id}: {perms}"
+            continue
         assert all(v in ("read", "none") for v in perms.values()), f"{job_id}: {perms}"
     for job_id, step in steps(wf):
         if step.get("uses", "").startswith("actions/checkout@"):
@@ -234,6 +241,36 @@ def test_the_gate_fails_when_a_needed_job_failed_or_was_cancelled(results, ok):
         text=True,
     )
     assert (proc.returncode == 0) is ok, proc.stdout
+
+
+def test_pages_builds_read_only_and_deploys_with_least_permissions():
+    wf = workflow("pages.yml")
+    assert set(wf["on"]) == {"push", "workflow_dispatch"}
+    assert wf["on"]["push"]["branches"] == ["main"]
+    assert wf["concurrency"] == {"group": "pages", "cancel-in-progress": False}
+    build, deploy = wf["jobs"]["build"], wf["jobs"]["deploy"]
+    assert build["permissions"] == {"contents": "read"}
+    script = "\n".join(s.get("run", "") for s in build["steps"])
+    assert 'pip install -e ".[site]"' in script
+    assert "sandbox site --out _site" in script
+    upload = build["steps"][-1]
+    assert upload["uses"].startswith("actions/upload-pages-artifact@")
+    assert upload["with"]["path"] == "_site/"
+    # the job that may write runs no code of the repository: only the official Pages actions
+    assert deploy["needs"] == "build"
+    assert deploy["environment"]["name"] == "github-pages"
+    assert [s["uses"].split("@")[0] for s in deploy["steps"]] == [
+        "actions/configure-pages",
+        "actions/deploy-pages",
+    ]
+    assert not any("run" in s for s in deploy["steps"])
+
+
+def test_ci_uploads_the_site_screenshots():
+    steps = workflow("ci.yml")["jobs"]["tests"]["steps"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["with"]["path"] == "artifacts/site/"  # where tests/test_site_browser.py saves
+    assert upload["if"] == "success() || failure()"
 
 
 def test_weekly_sweeps_every_experiment_over_five_seeds():
