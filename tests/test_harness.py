@@ -17,6 +17,8 @@ import pytest
 from sandbox.checks import parse_checks
 from sandbox.cli import main, parse_seeds
 from sandbox.errors import ExperimentError
+from sandbox.registry import get
+from sandbox.runner import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,43 +149,44 @@ def test_run_of_the_template_experiment(root):
 
 
 def test_a_crash_while_writing_results_leaves_no_partial_file(root, monkeypatch):
-    add_tiny(root)
-    out = root / "experiments" / "tiny" / "output" / "quick-seed0"
+    """In process: the write fails half-way; no half file, the previous one set aside, a clear
+    error naming the file (the CLI reports it with exit 2)."""
+    folder = add_tiny(root)
+    out = folder / "output" / "quick-seed0"
     assert sandbox(root, "run", "tiny") == 0
     before = (out / "results.json").read_text()
 
     def crash(obj, fh, **kw):
         fh.write('{"experiment": "tiny", "half": ')  # part of the file, then the crash
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(json, "dump", crash)
-    with pytest.raises(OSError, match="disk full"):
-        sandbox(root, "run", "tiny")
-    assert (out / "results.json").read_text() == before  # the old, complete file is intact
-    assert leftovers(root / "experiments" / "tiny") == []
-
-    shutil.rmtree(out)
-    with pytest.raises(OSError, match="disk full"):
-        sandbox(root, "run", "tiny")
-    assert not (out / "results.json").exists()  # no file rather than half a file
-    assert leftovers(root / "experiments" / "tiny") == []
+    exp = get(root, "tiny")
+    with pytest.raises(ExperimentError, match=r"cannot write .*results.json: No space left"):
+        run_experiment(exp, quick=True, seed=0, out_dir=out)
+    assert not (out / "results.json").exists()  # no half file, and no stale one either
+    assert (out / "previous" / "results.json").read_text() == before  # set aside, not lost
+    assert leftovers(folder) == []
 
 
-def test_a_crash_while_saving_the_figure_leaves_no_partial_file(root, monkeypatch):
+def test_a_crash_while_saving_the_figure_keeps_the_numbers(root, monkeypatch):
     from matplotlib.figure import Figure
 
-    add_tiny(root)
+    folder = add_tiny(root)
 
     def crash(self, fname, **kw):
         fname.write(b"\x89PNG half")  # the figure is rendered in memory, then written atomically
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", crash)
-    with pytest.raises(OSError, match="disk full"):
-        sandbox(root, "run", "tiny")
-    out = root / "experiments" / "tiny" / "output" / "quick-seed0"
+    out = folder / "output" / "quick-seed0"
+    with pytest.raises(ExperimentError, match="drawing the figure failed .*numbers are saved"):
+        run_experiment(get(root, "tiny"), quick=True, seed=0, out_dir=out)
     assert not (out / "figure.png").exists()
-    assert leftovers(root / "experiments" / "tiny") == []
+    res = json.loads((out / "results.json").read_text())
+    assert res["quantities"]["value"] == 2.0 and res["passed"] is True
+    assert "disk full" in res["figure_error"]
+    assert leftovers(folder) == []
 
 
 def test_publish_copies_a_full_run_beside_the_readme(root):
@@ -347,7 +350,7 @@ BROKEN = {
     ),
     "run() returns a list": (
         _replace_code("    return {", "    return [1.0]\n    return {"),
-        "tiny: run() must return a dict, got list",
+        "tiny (seed 0): run() must return a dict, got list",
     ),
 }
 
