@@ -226,7 +226,7 @@ def cmd_check(args) -> int:
             print(f"== {exp.name} ({mode}): no seed ran to the end{note}\n")
             continue
         if args.calibrated:
-            from sandbox.calibrate import calibrated_ranges
+            from sandbox.record import calibrated_ranges
 
             calibrated = calibrated_ranges(exp, mode) or {}
         print(seed_table(exp.name, recs, calibrated=calibrated, note=note))
