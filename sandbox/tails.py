@@ -5,9 +5,9 @@ about its whole distribution, tails included. Given the values of one quantity
 over ``N`` seeds (typically ``N = 200``), :func:`false_failure_rate` estimates
 the probability that one more seed fails the check, and names the method:
 
-**Continuous quantities** (at least 20 distinct values and a non-zero MAD). For
-each bounded side, the larger of two tail estimates of the probability beyond
-the bound:
+**Continuous quantities** (a non-zero MAD, and at least 20 distinct values or
+no value repeated). For each bounded side, the larger of two tail estimates of
+the probability beyond the bound:
 
 - a *normal tail* ``Phi(-|b - median| / s)`` with the robust spread
   ``s = 1.4826 MAD``, right for a Gaussian quantity and the floor for any other;
@@ -16,35 +16,40 @@ the bound:
   nearest the bound are the exceedances ``e_i = y_(i) - u`` over the next
   value ``u``; a GPD (``scipy.stats.genpareto``) is fitted to them by maximum
   likelihood, and the tail is ``(k / N) * P_GPD(E > b - u)``. With ``k = 20``
-  the fitted shape ``xi`` is uncertain by about ``(1 + xi) / sqrt(k) = 0.22``,
-  so the estimate uses the upper end of its 95% interval, ``xi + 2 SE``, and
-  never less than 0 (at least an exponential tail), with the scale refitted at
-  that shape. A short sample of a bounded or light tail then cannot promise a
-  tail that ends just past the largest value seen.
+  the fitted shape ``xi`` is uncertain by about ``SE = (1 + xi) / sqrt(k) =
+  0.22``, so the estimate takes the upper end of its 95% interval,
+  ``xi + 2 SE``, and never less than 0 (at least an exponential tail), with the
+  scale refitted at that shape. A short sample of a bounded or light tail then
+  cannot promise a tail that ends just past the largest value seen, and a
+  heavy tail is not taken for a light one as easily.
 
 The sides are summed, and the result is never below the observed fraction of
 failing seeds (NaN and infinite values fail every check). What this gives, on
 samples of ``N = 200`` with known tails (``tests/test_tails.py``):
 
 - normal: conservative; between 1x and 100x the true rate near ``1e-4`` in 90%
-  of samples (the exponential floor over-states a Gaussian tail, about 10x in
-  the median). A Gaussian quantity reaches ``< 1e-4`` at about 4.5 robust SDs
-  from its bound rather than 3.7.
+  of samples, about 10-20x in the median. The price of guarding against heavy
+  tails: a Gaussian quantity shows ``< 1e-4`` in half of its 200-seed samples
+  from about 5 robust SDs between its median and the bound (true rate ``3e-7``),
+  in three of four from 7, where a normal fit would need 3.7. 200 seeds cannot
+  always tell a Gaussian tail from a heavier one; more seeds can (``k`` grows
+  with ``N`` and the shape's SE shrinks), and so can a sharper measurement.
 - Student t with 3 degrees of freedom (a heavy tail, ``xi = 1/3``): the median
-  estimate is at or above the truth; a normal fit alone would be low by orders
-  of magnitude. About one sample in five still comes out more than 10x low: 200
-  draws carry little information about a heavy tail three decades beyond them,
-  which is what the weekly run on fresh seeds is for.
+  estimate is above the truth (about 10x); a normal fit alone would be low by
+  orders of magnitude. About one sample in four or five still comes out more
+  than 10x low: 200 draws carry little information about a heavy tail three
+  decades beyond them, which is what the weekly run on fresh seeds is for.
 - uniform (a bounded tail): conservative, the normal floor dominates (up to
   200x the truth at ``1e-3``).
 - a constant that passes: 0.
 
-**Discrete quantities** (booleans, fewer than 20 distinct values, or a MAD of
-0): the one-sided 95% Clopper-Pearson upper bound on the failure probability
-from ``n_fail`` of ``N``. With no failure that is about ``3 / N``: ``0.015`` for
-200 seeds, and ``< 1e-4`` only from about 30000 seeds. A discrete claim that
-must reach ``1e-4`` is made continuous (check the margin behind it, e.g. the
-loss ratio rather than "converged") or counted over thousands of seeds.
+**Discrete quantities** (booleans, repeated values with fewer than 20 distinct
+ones, or a MAD of 0): the one-sided 95% Clopper-Pearson upper bound on the
+failure probability from ``n_fail`` of ``N``. With no failure that is about
+``3 / N``: ``0.015`` for 200 seeds, and ``< 1e-4`` only from about 30000
+seeds. A discrete claim that must reach ``1e-4`` is made continuous (check the
+margin behind it, e.g. the loss ratio rather than "converged") or counted over
+thousands of seeds.
 
 **Identical on every seed** and not integer-valued (a deterministic number):
 0. An integer-valued constant (``converged_fraction = 1`` on every seed) is a
@@ -108,7 +113,7 @@ def _gpd_tail(y: np.ndarray, b: float) -> tuple[float, float | None]:
             xi = 0.0
         if not math.isfinite(xi):
             xi = 0.0
-        xi = max(0.0, xi + 2.0 * (1.0 + max(xi, -0.5)) / math.sqrt(k))
+        xi = max(0.0, xi + 2.0 * (1.0 + max(xi, -0.5)) / math.sqrt(k))  # xi + 2 SE, >= 0
         if xi == 0.0:
             scale = float(e.mean())  # the exponential's maximum likelihood scale
         else:
@@ -167,7 +172,7 @@ def false_failure_rate(values, lower=None, upper=None, *, n_fail: int) -> tuple[
         return 0.0, "identical on every seed"
     distinct = np.unique(finite).size
     sd = robust_sd(finite) if finite.size else 0.0
-    if distinct < MIN_DISTINCT or not sd > 0:
+    if not sd > 0 or (distinct < MIN_DISTINCT and distinct < finite.size):  # ties: a count
         return _binomial(n_fail, n, f"discrete, {distinct} distinct values")
     med = float(np.median(finite))
     fit = finite.size >= MIN_TAIL_FIT

@@ -69,8 +69,14 @@ def _worker(conn, fn: Callable, initializer, initargs) -> None:
             reply = (index, Outcome("error", error=describe(exc), detail=traceback.format_exc()))
         try:
             conn.send(reply)
+        except (EOFError, OSError):  # the parent is gone
+            return
         except Exception as exc:  # the value could not be pickled
-            conn.send((index, Outcome("error", error=f"cannot send the result: {describe(exc)}")))
+            try:
+                error = f"cannot send the result to the parent: {describe(exc)}"
+                conn.send((index, Outcome("error", error=error)))
+            except (EOFError, OSError):
+                return
 
 
 def _death(process) -> str:

@@ -35,15 +35,23 @@ def ratios(rng, draw, lower, upper, truth, reps):
     return np.array(out)
 
 
+def test_what_1e_4_asks_of_a_gaussian_quantity(rng):
+    """4.5 robust SDs between median and bound (true rate 3e-6) do not show < 1e-4 from 200
+    seeds in most samples; 7 SDs (true rate 1e-12) do."""
+    near = [false_failure_rate(rng.standard_normal(N), None, 4.5, n_fail=0)[0] for _ in range(20)]
+    far = [false_failure_rate(rng.standard_normal(N), None, 7.0, n_fail=0)[0] for _ in range(20)]
+    assert np.median(near) > TARGET > np.median(far)
+
+
 def test_normal_tail_is_conservative_within_100x(rng):
-    """A Gaussian quantity with its bound at the 1e-4 quantile: the estimate is never below the
-    truth/2 and within 1x..100x in at least 90% of samples (the exponential floor over-states
-    a Gaussian tail)."""
+    """A Gaussian quantity with its bound at the 1e-4 quantile: the estimate is never below half
+    the truth, and within 1x..100x in at least 90% of samples (the exponential floor
+    over-states a Gaussian tail)."""
     upper = stats.norm.isf(TARGET)
     lr = ratios(rng, lambda r: r.normal(3.0, 0.5, N), None, 3.0 + 0.5 * upper, TARGET, reps=30)
     assert lr.min() > np.log10(0.5)
     assert np.mean((lr >= 0) & (lr <= 2)) >= 0.9
-    assert 0.3 < np.median(lr) < 1.7  # about 15x in the median
+    assert 0.5 < np.median(lr) < 1.7  # 3x to 50x in the median
 
 
 def test_two_sided_bounds_add_their_tails(rng):
@@ -59,7 +67,7 @@ def test_heavy_student_t_tail_is_not_underestimated_in_the_median(rng):
     lr = ratios(rng, lambda r: r.standard_t(3, N), None, upper, TARGET, reps=30)
     assert np.median(lr) >= 0
     assert np.mean(lr >= 0) >= 0.6
-    assert np.mean(lr < -1) <= 0.3  # more than 10x low: at most about one sample in four
+    assert np.mean(lr < -1) <= 0.3  # more than 10x low: about one sample in four or five
     x = rng.standard_t(3, N)  # what the normal tail alone would say
     s = robust_sd(x)
     assert stats.norm.sf((upper - np.median(x)) / s) < TARGET / 100
