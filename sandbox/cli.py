@@ -347,9 +347,10 @@ def _names(parser, what: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sandbox",
-        description="List, run, check, calibrate, scaffold and sweep the experiments of the "
-        "sandbox. Each run of an experiment happens in a worker process: one that raises, "
-        "exits or is killed is an error naming the experiment and the seed, never a pass.",
+        description="List, run, check, calibrate, scaffold and sweep the experiments of the\n"
+        "sandbox. Each run of an experiment happens in a worker process: one that\n"
+        "raises, exits or is killed is an error naming the experiment and the seed,\n"
+        "never a pass.",
         epilog=EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -363,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="run experiments, write results.json and figure.png, print checks",
-        description="Run experiments on one seed; write output/<mode>-seed<S>/results.json "
-        "(first) and figure.png; print the checks. Previous results there are moved to "
+        description="Run experiments on one seed; write output/<mode>-seed<S>/results.json\n"
+        "(first) and figure.png; print the checks. Previous results there are moved to\n"
         "previous/ while the run lasts.",
         epilog=EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -385,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "check",
         help="run experiments over seeds and check their expectations",
-        description="Run experiments over seeds and print one table per experiment: the range "
+        description="Run experiments over seeds and print one table per experiment: the range\n"
         "of each checked quantity, its verdict, and the seeds that failed with their values.",
         epilog=EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
