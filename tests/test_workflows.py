@@ -477,6 +477,7 @@ def _select_module():
         ([".github/workflows/ci.yml"], ["alpha", "beta", "gamma"]),
         (["sandbox/runner.py"], ["alpha", "beta", "gamma"]),
         ([".github/workflows/weekly.yml"], []),
+        ([".github/scripts/pip-cache-key"], ["alpha", "beta", "gamma"]),
     ],
 )
 def test_select_experiments(changed, selected):
