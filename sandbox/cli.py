@@ -49,7 +49,8 @@ EXIT_STATUS = """exit status:
 
 def plain(text: str) -> str:
     """Docstring text for a terminal: reST roles and literals (``x``, :func:`~a.b`) made plain."""
-    text = re.sub(r":[a-z]+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    text = re.sub(r":[a-z]+:`~(?:[\w.]*\.)?([^`]+)`", r"\1", text)  # ~a.b.c reads c
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)
     return re.sub(r"``([^`]+)``", r"\1", text)
 
 
