@@ -888,6 +888,7 @@ def test_head_of_list_prints_no_traceback(root):
     assert proc.stderr == ""
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_stops_a_check_with_130_and_no_traceback(root):
     folder = add_tiny(root)
     _misbehave("import time; time.sleep(30)")(folder)
