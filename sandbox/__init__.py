@@ -5,8 +5,12 @@ science, this package imports experiments, and the science imports neither.
 
 - :mod:`sandbox.registry`  -- find experiment folders, load ``expected.toml`` and ``experiment.py``.
 - :mod:`sandbox.checks`    -- the declarative checks of ``expected.toml`` and their verdicts.
-- :mod:`sandbox.runner`    -- run one experiment, write its results and figure.
-- :mod:`sandbox.cli`       -- the command line (``sandbox list | run | check | new | sweep``).
+- :mod:`sandbox.runner`    -- run one experiment, write its results (then its figure).
+- :mod:`sandbox.workers`   -- runs in worker processes: an exit or a crash is an error, not a pass.
+- :mod:`sandbox.cli`       -- the command line (``sandbox list | run | check | calibrate | new |
+  sweep``); :mod:`sandbox.report` its tables, :mod:`sandbox.seeds` its ``--seeds``.
+- :mod:`sandbox.calibrate` -- every check over hundreds of seeds; :mod:`sandbox.record` the
+  ``calibration.json`` it writes; :mod:`sandbox.tails` the false-failure-rate estimate.
 - :mod:`sandbox.sweep`     -- grids of configurations x seeds, locally or on a Dask cluster.
 - :mod:`sandbox.errors`, :mod:`sandbox._io` -- the user-facing error, atomic writes.
 """

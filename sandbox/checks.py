@@ -13,6 +13,14 @@ Comparisons: ``at_least`` / ``at_most`` (either or both), ``greater_than`` /
 ``less_than``, ``equals`` (a number or a boolean), ``close_to`` with ``rtol``
 and/or ``atol``. ``modes = ["quick"]`` or ``["full"]`` limits a check to one
 mode (default: both).
+
+``feasible = [lo, hi]`` (optional; TOML ``inf`` / ``-inf`` allowed) states the
+physically possible range of the quantity, whatever the dynamics do: ``[0, 1]``
+for a fraction, ``[0, inf]`` for a loss ratio, or what the sizes of the run
+force (a width ratio that the grid and ``lam0 <= 1/2`` keep above ``10.06``).
+A bound that every feasible value passes tests nothing (:meth:`Check.can_fail`
+is false, and the completeness test says so); bounds that no feasible value
+passes are an error here.
 """
 
 from __future__ import annotations
@@ -24,7 +32,17 @@ from dataclasses import dataclass
 from sandbox.errors import ExperimentError
 
 BOUND_KEYS = ("at_least", "at_most", "greater_than", "less_than")
-ALL_KEYS = {"quantity", "reason", "modes", "equals", "close_to", "rtol", "atol", *BOUND_KEYS}
+ALL_KEYS = {
+    "quantity",
+    "reason",
+    "modes",
+    "equals",
+    "close_to",
+    "rtol",
+    "atol",
+    "feasible",
+    *BOUND_KEYS,
+}
 MODES = ("quick", "full")
 
 
@@ -41,6 +59,47 @@ class Check:
     close_to: float | None = None
     rtol: float = 0.0
     atol: float = 0.0
+    feasible: tuple[float, float] | None = None
+
+    def bound(self) -> dict:
+        """The raw comparison keys of the check, e.g. ``{"at_least": 0.8, "at_most": 1.25}``."""
+        keys = ("equals", "close_to", "rtol", "atol", *BOUND_KEYS)
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if self.close_to is None:
+            out.pop("rtol"), out.pop("atol")
+        return out
+
+    def sides(self) -> tuple[tuple[float, bool] | None, tuple[float, bool] | None]:
+        """The passing interval of a numeric check as ``(lower, upper)``, each ``(value, strict)``
+        or ``None`` when unbounded on that side. A boolean ``equals`` has no sides."""
+        if isinstance(self.equals, bool):
+            return None, None
+        if self.equals is not None:
+            return (self.equals, False), (self.equals, False)
+        if self.close_to is not None:
+            tol = self.atol + self.rtol * abs(self.close_to)
+            return (self.close_to - tol, False), (self.close_to + tol, False)
+        lows = [(getattr(self, k), k == "greater_than") for k in ("at_least", "greater_than")]
+        highs = [(getattr(self, k), k == "less_than") for k in ("at_most", "less_than")]
+        lows = [b for b in lows if b[0] is not None]
+        highs = [b for b in highs if b[0] is not None]
+        lower = max(lows) if lows else None  # at equal values the strict one is tighter
+        upper = min(highs, key=lambda b: (b[0], not b[1])) if highs else None
+        return lower, upper
+
+    def can_fail(self) -> bool:
+        """Whether some value inside ``feasible`` fails the check (True without ``feasible``).
+
+        A check that every feasible value passes is forced by algebra, not by the
+        dynamics it claims to test.
+        """
+        if self.feasible is None or isinstance(self.equals, bool):
+            return True
+        flo, fhi = self.feasible
+        lower, upper = self.sides()
+        below = lower is not None and (lower[0] > flo or (lower[0] == flo and lower[1]))
+        above = upper is not None and (upper[0] < fhi or (upper[0] == fhi and upper[1]))
+        return below or above
 
     def expected(self) -> str:
         """The bound as a reviewer reads it, e.g. ``>= 0.8 and <= 1.25``."""
@@ -107,6 +166,32 @@ def _number(where, key, val):
     if isinstance(val, bool) or not isinstance(val, numbers.Real) or not math.isfinite(val):
         raise ExperimentError(f"{where}: '{key}' must be a finite number, got {val!r}")
     return float(val)
+
+
+def _feasible(at: str, val) -> tuple[float, float]:
+    if (
+        not isinstance(val, list)
+        or len(val) != 2
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in val)
+    ):
+        raise ExperimentError(
+            f"{at}: 'feasible' must be [lo, hi], two numbers (inf and -inf allowed), got {val!r}"
+        )
+    lo, hi = float(val[0]), float(val[1])
+    if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+        raise ExperimentError(f"{at}: 'feasible' must be [lo, hi] with lo < hi, got {val!r}")
+    return lo, hi
+
+
+def _check_feasible_admits_a_pass(at: str, check: Check) -> None:
+    """Bounds that no feasible value passes make a check that can only fail."""
+    flo, fhi = check.feasible
+    lower, upper = check.sides()
+    span = f"feasible [{flo:g}, {fhi:g}]"
+    if lower is not None and (lower[0] > fhi or (lower[0] == fhi and lower[1])):
+        raise ExperimentError(f"{at}: no feasible value passes (lower bound {lower[0]:g}, {span})")
+    if upper is not None and (upper[0] < flo or (upper[0] == flo and upper[1])):
+        raise ExperimentError(f"{at}: no feasible value passes (upper bound {upper[0]:g}, {span})")
 
 
 def _check_bounds_admit_a_value(at: str, kw: dict) -> None:
@@ -184,7 +269,14 @@ def parse_checks(raw, *, where: str) -> list[Check]:
             _check_bounds_admit_a_value(at, kw)
         if ("rtol" in entry or "atol" in entry) and "close_to" not in entry:
             raise ExperimentError(f"{at}: 'rtol'/'atol' only go with 'close_to'")
-        checks.append(Check(**kw))
+        if "feasible" in entry:
+            if isinstance(kw.get("equals"), bool):
+                raise ExperimentError(f"{at}: 'feasible' is a range of numbers, not of booleans")
+            kw["feasible"] = _feasible(at, entry["feasible"])
+        check = Check(**kw)
+        if check.feasible is not None:
+            _check_feasible_admits_a_pass(at, check)
+        checks.append(check)
     return checks
 
 

@@ -125,13 +125,56 @@ def load(path: Path) -> Experiment:
 
 
 def discover(root: Path) -> list[Experiment]:
+    """Every experiment; the first malformed one raises (see :func:`load_all`)."""
     return [load(p) for p in experiment_dirs(root)]
 
 
-def get(root: Path, name: str) -> Experiment:
-    """The experiment called ``name``; names are folder names, never paths."""
+def load_all(root: Path) -> tuple[list[Experiment], dict[str, str]]:
+    """Every experiment that loads, and the error of each one that does not, by folder name.
+
+    One malformed ``expected.toml`` must not hide the others: ``sandbox check --all``
+    runs the rest and reports the broken ones as errors.
+    """
+    exps, errors = [], {}
+    for p in experiment_dirs(root):
+        try:
+            exps.append(load(p))
+        except ExperimentError as err:
+            errors[p.name] = str(err)
+    return exps, errors
+
+
+def require(root: Path, name: str) -> Path:
+    """The folder of the experiment called ``name``; an unknown name is an error."""
     path = root / "experiments" / name
     if not NAME_RE.match(name) or not path.is_dir():
         known = ", ".join(p.name for p in experiment_dirs(root)) or "none"
         raise ExperimentError(f"unknown experiment {name!r}; known: {known}")
-    return load(path)
+    return path
+
+
+def get(root: Path, name: str) -> Experiment:
+    """The experiment called ``name``; names are folder names, never paths."""
+    return load(require(root, name))
+
+
+def select(root: Path, names: list[str], all_: bool) -> tuple[list[Experiment], dict[str, str]]:
+    """The experiments a command names (or ``--all``), and the load error of each broken one.
+
+    An unknown name, or names with ``--all``, is a usage error and raises at once; a
+    named experiment that does not load is reported with the others' results.
+    """
+    if all_ and names:
+        raise ExperimentError("give experiment names or --all, not both")
+    if all_:
+        return load_all(root)
+    if not names:
+        raise ExperimentError("name at least one experiment, or use --all (see 'sandbox list')")
+    paths = [require(root, n) for n in dict.fromkeys(names)]  # in order, each once
+    exps, errors = [], {}
+    for p in paths:
+        try:
+            exps.append(load(p))
+        except ExperimentError as err:
+            errors[p.name] = str(err)
+    return exps, errors

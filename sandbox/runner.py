@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -115,6 +117,41 @@ def _reject_checked_series(exp: Experiment, series: dict, mode: str) -> None:
             )
 
 
+PREVIOUS = "previous"  # where a run moves the results it is about to replace
+
+
+def set_aside(out_dir: Path) -> list[str]:
+    """Move the previous ``results.json`` and ``figure.png`` of ``out_dir`` into
+    ``out_dir/previous/``, so that no stale result sits where a new one is expected.
+
+    Returns the names moved. Raises :class:`ExperimentError` if ``out_dir`` cannot
+    be created or written.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExperimentError(f"output folder {out_dir} is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stale = [f for f in ("results.json", "figure.png") if (out_dir / f).exists()]
+        if stale:
+            aside = out_dir / PREVIOUS
+            shutil.rmtree(aside, ignore_errors=True)
+            aside.mkdir()
+            for f in stale:
+                os.replace(out_dir / f, aside / f)
+    except OSError as err:
+        raise ExperimentError(f"cannot write in {out_dir}: {err.strerror or err}") from None
+    return stale
+
+
+def _write(path: Path, write, *args) -> None:
+    """A write whose failure (disk full, read-only folder) is a clear error naming the file."""
+    try:
+        write(path, *args)
+    except OSError as err:
+        raise ExperimentError(f"cannot write {path}: {err.strerror or err}") from None
+
+
 def run_experiment(
     exp: Experiment,
     *,
@@ -124,49 +161,121 @@ def run_experiment(
     figure: bool = True,
     progress=None,
 ) -> RunRecord:
-    """Import and run ``exp``; with ``out_dir``, write ``results.json`` (and ``figure.png``)."""
+    """Import and run ``exp``; with ``out_dir``, write ``results.json``, then ``figure.png``.
+
+    With ``out_dir``, the previous results there are first moved to
+    ``out_dir/previous/`` (removed again once the new ones are written), the numbers
+    are written atomically before the figure is drawn, and they stay if evaluating
+    the checks or plotting fails: the :class:`ExperimentError` then says where they are.
+    """
     module = exp.load_module()
     mode = "quick" if quick else "full"
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        set_aside(out_dir)
     t0 = time.perf_counter()
     result = module.run(quick=quick, seed=seed, progress=progress)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)
-    _reject_checked_series(exp, series, mode)
-    verdicts = evaluate(exp.checks, scalars, mode=mode, name=exp.name)
+    payload = {
+        "experiment": exp.name,
+        "mode": mode,
+        "seed": seed,
+        "runtime_s": runtime,
+        "passed": False,
+        "checks": [],
+        "quantities": scalars,
+        "series": series,
+        "environment": {
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+            "platform": platform.platform(),
+        },
+    }
+    try:
+        _reject_checked_series(exp, series, mode)
+        verdicts = evaluate(exp.checks, scalars, mode=mode, name=exp.name)
+    except ExperimentError as err:
+        if out_dir is not None:  # the numbers are kept, marked as not passed
+            _write(out_dir / "results.json", write_json_atomic, {**payload, "error": str(err)})
+            raise ExperimentError(f"{err}; the numbers are in {out_dir / 'results.json'}") from None
+        raise
     record = RunRecord(exp.name, mode, seed, scalars, series, runtime, verdicts)
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        if figure:
-            from shared.plotting import png
+    if out_dir is None:
+        return record
+    payload["passed"] = record.passed
+    payload["checks"] = [
+        {
+            "quantity": v.check.quantity,
+            "expected": v.check.expected(),
+            "measured": v.measured,
+            "passed": v.passed,
+        }
+        for v in verdicts
+    ]
+    _write(out_dir / "results.json", write_json_atomic, payload)
+    if figure:
+        from shared.plotting import png
 
-            write_bytes_atomic(out_dir / "figure.png", png(module.plot(result)))
-        write_json_atomic(
-            out_dir / "results.json",
-            {
-                "experiment": exp.name,
-                "mode": mode,
-                "seed": seed,
-                "runtime_s": runtime,
-                "passed": record.passed,
-                "checks": [
-                    {
-                        "quantity": v.check.quantity,
-                        "expected": v.check.expected(),
-                        "measured": v.measured,
-                        "passed": v.passed,
-                    }
-                    for v in verdicts
-                ],
-                "quantities": scalars,
-                "series": series,
-                "environment": {
-                    "python": sys.version.split()[0],
-                    "numpy": np.__version__,
-                    "platform": platform.platform(),
-                },
-            },
-        )
+        try:
+            image = png(module.plot(result))
+        except Exception as exc:
+            payload["figure_error"] = f"{type(exc).__name__}: {exc}"
+            _write(out_dir / "results.json", write_json_atomic, payload)
+            raise ExperimentError(
+                f"{exp.name}: drawing the figure failed ({type(exc).__name__}: {exc}); the "
+                f"numbers are saved in {out_dir / 'results.json'}"
+            ) from exc
+        _write(out_dir / "figure.png", write_bytes_atomic, image)
+    shutil.rmtree(out_dir / PREVIOUS, ignore_errors=True)
     return record
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of one experiment on one seed, as a worker process receives it."""
+
+    root: Path
+    name: str
+    quick: bool
+    seed: int
+    out_dir: Path | None = None  # write results.json and figure.png there
+    progress: bool = False  # print progress lines on stderr
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A run that ended without results: the message says why (no traceback needed)."""
+
+    message: str
+
+
+def run_job(job: Job) -> RunRecord | Failure:
+    """Run ``job`` in a worker process (:func:`sandbox.workers.run_isolated`).
+
+    Returns the record without its series (the parent needs only the numbers
+    and the verdicts), or a :class:`Failure` for an :class:`ExperimentError` or
+    a ``sys.exit`` inside the experiment. Any other exception propagates, with
+    its traceback, to the parent.
+    """
+    from sandbox.registry import get
+
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    progress = Progress(job.name) if job.progress else None
+    try:
+        exp = get(job.root, job.name)
+        rec = run_experiment(
+            exp, quick=job.quick, seed=job.seed, out_dir=job.out_dir, progress=progress
+        )
+    except ExperimentError as err:
+        return Failure(str(err))
+    except SystemExit as exc:
+        return Failure(
+            f"{job.name}: the experiment called sys.exit({exc.code!r}) instead of returning its "
+            "results; nothing was checked"
+        )
+    rec.series = {}
+    return rec
 
 
 class Progress:

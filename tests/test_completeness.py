@@ -25,6 +25,11 @@ DIRS = experiment_dirs(ROOT)
 PLACEHOLDERS = [
     p for p in re.findall(r"<([^<>\n]+)>", (TEMPLATE / "README.md").read_text()) if " " in p
 ]
+# The template's placeholders in expected.toml's title, question and claim ("<short title>").
+META_PLACEHOLDERS = {
+    key: re.findall(r"<[^<>\n]+>", value)
+    for key, value in tomllib.loads((TEMPLATE / "expected.toml").read_text())["experiment"].items()
+}
 FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(\s*(?:\./)?figure\.png\s*\)")
 
 
@@ -61,9 +66,19 @@ def problems(folder: Path) -> list[str]:
     for f in REQUIRED_FILES:
         if "TEMPLATE_NAME" in (folder / f).read_text():
             found.append(f"{f} still says TEMPLATE_NAME")
+    for key in ("title", "question", "claim"):
+        for p in META_PLACEHOLDERS[key]:
+            if p in exp.meta[key]:
+                found.append(f"expected.toml's {key} still has the template placeholder {p}")
     for c in exp.checks:
         if not c.reason.strip() or c.reason.lstrip().startswith("<"):
             found.append(f"the check of '{c.quantity}' has no reason")
+        if not c.can_fail():
+            lo, hi = c.feasible
+            found.append(
+                f"the check of '{c.quantity}' ({c.expected()}) cannot fail: every value in its "
+                f"feasible range [{lo:g}, {hi:g}] passes"
+            )
         if f"`{c.quantity}`" not in readme and c.quantity not in readme:
             found.append(f"README's table of checks does not mention '{c.quantity}'")
     found += _published_run_problems(folder)
@@ -100,6 +115,9 @@ def test_the_template_is_a_valid_experiment():
     assert {"title", "question", "claim"} <= set(spec["experiment"])
     assert spec["check"] and all(len(c["reason"]) > 20 for c in spec["check"])
     assert PLACEHOLDERS, "the template README lost its <placeholders>; update this test"
+    assert all(META_PLACEHOLDERS[k] for k in ("title", "question", "claim")), (
+        "the template's expected.toml lost its <placeholders>; update this test"
+    )
     assert FIGURE_LINK.search((TEMPLATE / "README.md").read_text())
 
 
@@ -111,8 +129,29 @@ def test_completeness_catches_what_is_missing(tmp_path):
         (folder / f).write_text((TEMPLATE / f).read_text().replace("TEMPLATE_NAME", "scaffold"))
     found = "\n".join(problems(folder))
     assert "figure.png is missing" in found
-    assert "template placeholder" in found
+    assert "README still has the template placeholder" in found
+    for key in ("title", "question", "claim"):
+        assert f"expected.toml's {key} still has the template placeholder <" in found
     assert "results_full.json is missing" in found
+    assert "cannot fail" not in found
+
+    # a bound that the feasible range forces: log10 of a width ratio kept above 10.06 by the
+    # sizes of the run cannot fall below 10, whatever the dynamics do
+    toml = folder / "expected.toml"
+    toml.write_text(
+        toml.read_text()
+        + '\n[[check]]\nquantity = "log10_width_ratio"\ngreater_than = 10.0\n'
+        + "feasible = [10.06, inf]\n"
+        + 'reason = "the sizes force it above 10.06: a check that cannot fail."\n'
+        + '\n[[check]]\nquantity = "flip_fraction"\nat_least = 0.0\nat_most = 0.5\n'
+        + 'feasible = [0, 1]\nreason = "half of the patterns at most: this one can fail."\n'
+    )
+    found = "\n".join(problems(folder))
+    assert (
+        "the check of 'log10_width_ratio' (> 10) cannot fail: every value in its feasible "
+        "range [10.06, inf] passes" in found
+    )
+    assert "'flip_fraction'" in found and "'flip_fraction' (>= 0 and <= 0.5) cannot" not in found
     (folder / "README.md").write_text("# scaffold\n")
     found = "\n".join(problems(folder))
     assert "no question section" in found and "no claim section" in found

@@ -8,8 +8,14 @@ experiments.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +23,8 @@ import pytest
 from sandbox.checks import parse_checks
 from sandbox.cli import main, parse_seeds
 from sandbox.errors import ExperimentError
+from sandbox.registry import get
+from sandbox.runner import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,43 +155,44 @@ def test_run_of_the_template_experiment(root):
 
 
 def test_a_crash_while_writing_results_leaves_no_partial_file(root, monkeypatch):
-    add_tiny(root)
-    out = root / "experiments" / "tiny" / "output" / "quick-seed0"
+    """In process: the write fails half-way; no half file, the previous one set aside, a clear
+    error naming the file (the CLI reports it with exit 2)."""
+    folder = add_tiny(root)
+    out = folder / "output" / "quick-seed0"
     assert sandbox(root, "run", "tiny") == 0
     before = (out / "results.json").read_text()
 
     def crash(obj, fh, **kw):
         fh.write('{"experiment": "tiny", "half": ')  # part of the file, then the crash
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(json, "dump", crash)
-    with pytest.raises(OSError, match="disk full"):
-        sandbox(root, "run", "tiny")
-    assert (out / "results.json").read_text() == before  # the old, complete file is intact
-    assert leftovers(root / "experiments" / "tiny") == []
-
-    shutil.rmtree(out)
-    with pytest.raises(OSError, match="disk full"):
-        sandbox(root, "run", "tiny")
-    assert not (out / "results.json").exists()  # no file rather than half a file
-    assert leftovers(root / "experiments" / "tiny") == []
+    exp = get(root, "tiny")
+    with pytest.raises(ExperimentError, match=r"cannot write .*results.json: No space left"):
+        run_experiment(exp, quick=True, seed=0, out_dir=out)
+    assert not (out / "results.json").exists()  # no half file, and no stale one either
+    assert (out / "previous" / "results.json").read_text() == before  # set aside, not lost
+    assert leftovers(folder) == []
 
 
-def test_a_crash_while_saving_the_figure_leaves_no_partial_file(root, monkeypatch):
+def test_a_crash_while_saving_the_figure_keeps_the_numbers(root, monkeypatch):
     from matplotlib.figure import Figure
 
-    add_tiny(root)
+    folder = add_tiny(root)
 
     def crash(self, fname, **kw):
         fname.write(b"\x89PNG half")  # the figure is rendered in memory, then written atomically
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", crash)
-    with pytest.raises(OSError, match="disk full"):
-        sandbox(root, "run", "tiny")
-    out = root / "experiments" / "tiny" / "output" / "quick-seed0"
+    out = folder / "output" / "quick-seed0"
+    with pytest.raises(ExperimentError, match=r"drawing the figure failed .*numbers are saved"):
+        run_experiment(get(root, "tiny"), quick=True, seed=0, out_dir=out)
     assert not (out / "figure.png").exists()
-    assert leftovers(root / "experiments" / "tiny") == []
+    res = json.loads((out / "results.json").read_text())
+    assert res["quantities"]["value"] == 2.0 and res["passed"] is True
+    assert "disk full" in res["figure_error"]
+    assert leftovers(folder) == []
 
 
 def test_publish_copies_a_full_run_beside_the_readme(root):
@@ -322,6 +331,47 @@ BROKEN = {
         _checks(f"[[check]]\n{CHECK}at_least = 1.0\n[[check]]\n{CHECK}at_most = 3.0\n"),
         "quantity checked twice in mode 'quick'",
     ),
+    "feasible not a pair": (
+        _checks(f"[[check]]\n{CHECK}at_least = 1.0\nfeasible = [0, 1, 2]\n"),
+        "'feasible' must be [lo, hi], two numbers",
+    ),
+    "feasible of strings": (
+        _checks(f'[[check]]\n{CHECK}at_least = 1.0\nfeasible = ["0", "1"]\n'),
+        "'feasible' must be [lo, hi], two numbers",
+    ),
+    "feasible backwards": (
+        _checks(f"[[check]]\n{CHECK}at_least = 1.0\nfeasible = [inf, 0]\n"),
+        "'feasible' must be [lo, hi] with lo < hi",
+    ),
+    "feasible with nan": (
+        _checks(f"[[check]]\n{CHECK}at_least = 1.0\nfeasible = [nan, 1]\n"),
+        "'feasible' must be [lo, hi] with lo < hi",
+    ),
+    "bound beyond the feasible range": (
+        _checks(f"[[check]]\n{CHECK}at_least = 2.0\nfeasible = [0, 1]\n"),
+        "no feasible value passes (lower bound 2, feasible [0, 1])",
+    ),
+    "feasible on a boolean": (
+        _checks(
+            '[[check]]\nquantity = "positive"\nequals = true\nfeasible = [0, 1]\n'
+            'reason = "a reason long enough to pass the length test."\n'
+        ),
+        "'feasible' is a range of numbers, not of booleans",
+    ),
+    "bound of the wrong type": (
+        _checks(f'[[check]]\n{CHECK}at_least = "1.0"\n'),
+        "'at_least' must be a finite number, got '1.0'",
+    ),
+    "infinite bound": (
+        _checks(f"[[check]]\n{CHECK}at_most = inf\n"),
+        "'at_most' must be a finite number, got inf",
+    ),
+    "unknown top-level table": (
+        lambda folder: (folder / "expected.toml").write_text(
+            TINY_META + TINY_CHECKS + "\n[extra]\nx = 1\n"
+        ),
+        "unknown top-level key(s) ['extra']",
+    ),
     "quantity run() did not return": (
         _checks(
             '[[check]]\nquantity = "valeu"\nat_least = 1.0\n'
@@ -347,7 +397,7 @@ BROKEN = {
     ),
     "run() returns a list": (
         _replace_code("    return {", "    return [1.0]\n    return {"),
-        "tiny: run() must return a dict, got list",
+        "tiny (seed 0): run() must return a dict, got list",
     ),
 }
 
@@ -373,6 +423,7 @@ USAGE = {
     "no name": (["check"], "name at least one experiment, or use --all"),
     "publish without --full": (["run", "tiny", "--publish"], "--publish copies a full-mode"),
     "no processes": (["check", "tiny", "--jobs", "0"], "--jobs: expected a positive number"),
+    "negative processes": (["check", "tiny", "--jobs", "-2"], "--jobs: expected a positive number"),
     "new over an existing one": (["new", "tiny"], "experiments/tiny already exists"),
     "new with a bad name": (["new", "My-Phenomenon"], "expected lower_snake_case"),
 }
@@ -393,18 +444,60 @@ def test_a_root_without_experiments_is_an_error(tmp_path, capsys):
     assert "no experiments/ folder here" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", ["", "4-0", "a-b", "0-", "1;2"])
-def test_malformed_seeds_are_rejected_by_the_parser(bad, root, capsys):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("", "expected e.g. '0-4' or '0,3,7'"),
+        ("4-0", "range '4-0' runs backwards"),
+        ("a-b", "expected e.g. '0-4'"),
+        ("0-", "expected e.g. '0-4'"),
+        ("1;2", "expected e.g. '0-4'"),
+        ("-1", "seeds are integers >= 0"),
+        ("0,-3", "seeds are integers >= 0"),
+        ("0,0,0", "each seed may appear once; '0,0,0' repeats 0"),
+        ("0-4,3-6", "repeats 3, 4"),
+        ("0-999999999", "names 1000000000 seeds; at most 100000 are allowed"),
+        ("0-99999999999999999999", "seeds go up to 2**63 - 1"),
+        ("9" * 5000, "seeds go up to 2**63 - 1"),  # no int() of 5000 digits
+        ("1.5", "expected e.g. '0-4'"),
+        ("\u0663", "expected e.g. '0-4'"),  # an Arabic-Indic digit three
+    ],
+)
+def test_malformed_seeds_are_rejected_by_the_parser(bad, message, root, capsys):
+    add_tiny(root)
     with pytest.raises(SystemExit) as exc:
         sandbox(root, "check", "tiny", "--seeds", bad)
     assert exc.value.code == 2
-    assert "--seeds" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--seeds" in err and message in err and "Traceback" not in err
+    assert not (root / "experiments" / "tiny" / "output").exists()
+
+
+def test_a_huge_seed_range_is_refused_before_anything_is_allocated():
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(argparse.ArgumentTypeError, match="at most 100000"):
+        parse_seeds("0-999999999999999999")
+    assert time.perf_counter() - t0 < 0.5
 
 
 def test_parse_seeds():
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
     assert parse_seeds("0,3,7") == [0, 3, 7]
     assert parse_seeds("0-1, 5") == [0, 1, 5]
+    assert parse_seeds("0-99999") == list(range(100_000))  # the limit itself is allowed
+    assert parse_seeds(str(2**63 - 1)) == [2**63 - 1]
+
+
+@pytest.mark.parametrize("bad", ["-1", "abc", "1.5", "1e3", "", str(2**63)])
+def test_a_bad_seed_is_a_clear_error(bad, root, capsys):
+    add_tiny(root)
+    with pytest.raises(SystemExit) as exc:
+        sandbox(root, "run", "tiny", "--seed", bad)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed: expected an integer" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------- the comparisons themselves
@@ -453,3 +546,377 @@ def test_published_results_stay_small_and_say_what_they_left_out():
     assert out["series_omitted"] == ["huge"]
     assert len(json.dumps(out)) <= 10_000
     assert publishable({"series": {"small": [1.0]}}) == {"series": {"small": [1.0]}}
+
+
+# ---------------------------------------------------------------- experiments that misbehave
+
+
+def _misbehave(line: str, *, seeds: str = "True"):
+    """Insert ``line`` at the top of ``run()``, executed when ``seeds`` (an expression of
+    ``seed``) holds."""
+    return lambda folder: (folder / "experiment.py").write_text(
+        (folder / "experiment.py")
+        .read_text()
+        .replace(
+            "    rng = np.random.default_rng(seed)",
+            f"    if {seeds}:\n        {line}\n    rng = np.random.default_rng(seed)",
+        )
+    )
+
+
+MISBEHAVING = {
+    "sys.exit(0)": ("import sys; sys.exit(0)", "the experiment called sys.exit(0) instead of"),
+    "sys.exit(1)": ("import sys; sys.exit(1)", "the experiment called sys.exit(1) instead of"),
+    "SystemExit('bye')": ("raise SystemExit('bye')", "the experiment called sys.exit('bye')"),
+    "os._exit(0)": ("import os; os._exit(0)", "its worker process exited with code 0 before"),
+    "os._exit(3)": ("import os; os._exit(3)", "its worker process exited with code 3 before"),
+    "SIGKILL": (
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+        "its worker process was killed by SIGKILL before it reported a result",
+    ),
+    "SIGTERM": (
+        "import os, signal; os.kill(os.getpid(), signal.SIGTERM)",
+        "its worker process was killed by SIGTERM",
+    ),
+    "segfault": ("import ctypes; ctypes.string_at(0)", "its worker process was killed by SIGSEGV"),
+    "returns None": ("return None", "run() must return a dict, got NoneType"),
+    "returns a set": ("return {1.0}", "run() must return a dict, got set"),
+    "raises": ("raise ValueError('boom')", "an exception in the experiment: ValueError: boom"),
+    "KeyboardInterrupt": ("raise KeyboardInterrupt", "an exception in the experiment: Keyboard"),
+    "a checked quantity is a string": (
+        "return {'value': '2.0', 'positive': True}",
+        "expected.toml checks 'value', but run() returned it as a str, not a scalar",
+    ),
+    "returns an unpicklable value": (
+        "return {'value': 2.0, 'positive': True, 'gen': (i for i in [])}",
+        "",  # passes: series are not sent back to the parent
+    ),
+}
+
+
+CASES = [(c, "1") for c in MISBEHAVING] + [
+    (c, "2") for c in ("sys.exit(0)", "os._exit(0)", "SIGKILL", "raises")
+]
+
+
+@pytest.mark.parametrize(("case", "jobs"), CASES, ids=[f"{c}-jobs{j}" for c, j in CASES])
+def test_a_run_that_does_not_return_is_an_error_never_a_pass(case, jobs, root, capsys):
+    line, message = MISBEHAVING[case]
+    _misbehave(line)(add_tiny(root))
+    code = sandbox(root, "check", "tiny", "--seeds", "0-1", "--jobs", jobs)
+    captured = capsys.readouterr()
+    if not message:
+        assert code == 0 and "2 passed, 0 failed, 0 errors" in captured.out
+        return
+    assert code == 2
+    assert "0 passed, 0 failed, 2 errors" in captured.out
+    assert "errors: tiny (0,1)" in captured.out
+    assert f"sandbox: error: tiny (seeds 0,1): {message}" in captured.err
+
+
+def test_an_error_on_one_seed_leaves_the_other_seeds_checked(root, capsys):
+    _misbehave("import os; os._exit(0)", seeds="seed == 2")(add_tiny(root))
+    assert sandbox(root, "check", "tiny", "--seeds", "0-4", "--jobs", "2") == 2
+    captured = capsys.readouterr()
+    assert "== tiny (quick; slowest seed" in captured.out and "errors on seeds 2" in captured.out
+    assert "measured (seeds 0,1,3,4)" in captured.out and "PASS 4/4" in captured.out
+    assert "4 passed, 0 failed, 1 errors" in captured.out
+    assert "sandbox: error: tiny (seed 2): its worker process exited" in captured.err
+
+
+def test_the_traceback_of_an_exception_in_run_is_shown(root, capsys):
+    _misbehave("raise ValueError('boom')")(add_tiny(root))
+    assert sandbox(root, "check", "tiny") == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "experiment.py" in err
+
+
+@pytest.mark.parametrize("case", ["sys.exit(0)", "os._exit(0)", "raises"])
+def test_run_reports_a_run_that_does_not_return(case, root, capsys):
+    line, message = MISBEHAVING[case]
+    folder = add_tiny(root)
+    assert sandbox(root, "run", "tiny") == 0
+    _misbehave(line)(folder)
+    capsys.readouterr()
+    assert sandbox(root, "run", "tiny", "--seed", "0") == 2
+    err = capsys.readouterr().err
+    assert f"sandbox: error: tiny (seed 0): {message}" in err
+    out = folder / "output" / "quick-seed0"
+    # the results of the earlier run are set aside, never left to pass for this one
+    assert not (out / "results.json").exists() and not (out / "figure.png").exists()
+    assert json.loads((out / "previous" / "results.json").read_text())["passed"] is True
+    _misbehave("pass", seeds="False")(folder)
+    (folder / "experiment.py").write_text(TINY_PY)
+    assert sandbox(root, "run", "tiny") == 0
+    assert (out / "results.json").is_file() and not (out / "previous").exists()
+
+
+def test_check_all_isolates_every_failure(root, capsys):
+    add_tiny(root, name="a_raises")
+    _misbehave("raise RuntimeError('broken')")(root / "experiments" / "a_raises")
+    add_tiny(root, name="b_bad_toml")
+    (root / "experiments" / "b_bad_toml" / "expected.toml").write_text("[experiment\n")
+    add_tiny(root, name="c_exits")
+    _misbehave("import sys; sys.exit(0)")(root / "experiments" / "c_exits")
+    add_tiny(root, name="d_fails", checks=TINY_CHECKS.replace("at_most = 3.5", "at_most = 1.9"))
+    add_tiny(root, name="e_passes")
+    assert sandbox(root, "check", "--all", "--seeds", "0-1", "--jobs", "2") == 2
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "== d_fails (quick" in out and "== e_passes (quick" in out  # every other one ran
+    assert "2 passed, 2 failed, 5 errors" in out
+    assert "failed: d_fails (seed 0), d_fails (seed 1)" in out
+    assert "errors: a_raises (0,1), c_exits (0,1), b_bad_toml (did not load)" in out
+    assert "sandbox: error: b_bad_toml/expected.toml: not valid TOML" in captured.err
+    assert "sandbox: error: c_exits (seeds 0,1): the experiment called sys.exit(0)" in captured.err
+    assert "RuntimeError: broken" in captured.err
+
+
+def test_a_failed_check_exits_1_and_an_error_outranks_it(root, capsys):
+    add_tiny(root, checks=TINY_CHECKS.replace("at_most = 3.5", "at_most = 1.9"))
+    assert sandbox(root, "check", "tiny") == 1
+    add_tiny(root, name="zzz")
+    _misbehave("import os; os._exit(0)")(root / "experiments" / "zzz")
+    assert sandbox(root, "check", "tiny", "zzz") == 2
+
+
+def test_list_reports_a_broken_experiment_and_lists_the_rest(root, capsys):
+    add_tiny(root)
+    add_tiny(root, name="broken")
+    (root / "experiments" / "broken" / "expected.toml").write_text("[experiment\n")
+    assert sandbox(root, "list") == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("tiny ")
+    assert "sandbox: error: broken/expected.toml: not valid TOML" in captured.err
+
+
+NAN_PY = TINY_PY.replace(
+    '"value": 2.0 if quick else 3.0,', '"value": float("nan") if seed % 2 else 2.0 + seed / 100,'
+)
+
+
+def test_check_names_the_failing_seeds_and_their_values(root, capsys):
+    add_tiny(root, checks=TINY_CHECKS.replace("at_least = 1.5", "at_least = 2.015"), code=NAN_PY)
+    assert sandbox(root, "check", "tiny", "--seeds", "0-5") == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("value "))
+    assert "2 .. 2.04 + 3 NaN" in row  # the range of the numbers, NaN counted apart
+    assert "FAIL 2/6" in row
+    assert "seed 0: 2, seed 1: NaN, seed 3: NaN, seed 5: NaN" in row
+    assert "failing seeds: value" in out
+
+
+def test_a_long_list_of_failing_seeds_is_cut_with_a_count(root, capsys):
+    add_tiny(root, checks=TINY_CHECKS.replace("at_most = 3.5", "at_most = 1.9"))
+    assert sandbox(root, "check", "tiny", "--seeds", "0-11", "--jobs", "2") == 1
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("value"))
+    assert "seed 7: 2, ... (4 more)" in row
+
+
+# ---------------------------------------------------------------- results, files, the filesystem
+
+
+def test_a_plotting_failure_keeps_the_numbers_and_exits_2(root, capsys):
+    folder = add_tiny(root)
+    code = folder / "experiment.py"
+    code.write_text(code.read_text().replace("    fig, ax = subplots()", "    1 / 0"))
+    assert sandbox(root, "run", "tiny") == 2
+    captured = capsys.readouterr()
+    out = folder / "output" / "quick-seed0"
+    assert "drawing the figure failed (ZeroDivisionError: division by zero)" in captured.err
+    assert f"the numbers are saved in {out / 'results.json'}" in captured.err
+    res = json.loads((out / "results.json").read_text())
+    assert res["quantities"]["value"] == 2.0 and res["figure_error"].startswith("ZeroDivision")
+    assert not (out / "figure.png").exists()
+
+
+def test_a_missing_quantity_keeps_the_numbers_marked_not_passed(root, capsys):
+    folder = add_tiny(root, checks=TINY_CHECKS.replace('quantity = "value"', 'quantity = "valeu"'))
+    assert sandbox(root, "run", "tiny") == 2
+    res = json.loads((folder / "output" / "quick-seed0" / "results.json").read_text())
+    assert res["passed"] is False and "'valeu', which run() did not return" in res["error"]
+    assert res["quantities"]["value"] == 2.0
+
+
+def test_results_and_published_files_are_readable_by_everyone(root):
+    folder = add_tiny(root)
+    old = os.umask(0o077)  # a strict umask must not make shared results private
+    try:
+        assert sandbox(root, "run", "tiny", "--full", "--publish") == 0
+    finally:
+        os.umask(old)
+    out = folder / "output" / "full-seed0"
+    for path in (out / "results.json", out / "figure.png", folder / "figure.png"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    assert (folder / "results_full.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_run_whose_checks_fail_is_not_published(root, capsys):
+    folder = add_tiny(root, checks=TINY_CHECKS.replace("at_least = 1.5", "at_least = 3.1"))
+    assert sandbox(root, "run", "tiny", "--full", "--publish") == 1
+    assert "not published: a check failed" in capsys.readouterr().out
+    assert not (folder / "figure.png").exists() and not (folder / "results_full.json").exists()
+
+
+def test_out_that_is_a_file_is_a_clear_error(root, tmp_path, capsys):
+    add_tiny(root)
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    for out in (target, target / "below"):
+        assert sandbox(root, "run", "tiny", "--out", str(out)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sandbox: error: --out: ") and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    assert target.read_text() == "x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_out_is_a_clear_error(root, tmp_path, capsys):
+    add_tiny(root)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert sandbox(root, "run", "tiny", "--out", str(ro)) == 2
+    finally:
+        ro.chmod(0o755)
+    assert "--out: cannot write in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("errno_name", ["EACCES", "EROFS", "ENOSPC"])
+def test_an_unwritable_out_is_refused_before_running(
+    errno_name, root, tmp_path, monkeypatch, capsys
+):
+    """The folder is probed before a (possibly minutes-long) run: permission denied, a read-only
+    file system or a full disk end at once with exit 2 (simulated: root ignores permissions)."""
+    import errno
+    import tempfile
+
+    add_tiny(root)
+    code = getattr(errno, errno_name)
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert sandbox(root, "run", "tiny", "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert f"--out: cannot write in {tmp_path / 'out'}: {os.strerror(code)}" in err
+    assert "Traceback" not in err
+
+
+def test_a_full_disk_while_writing_results_is_a_clear_error(root, monkeypatch):
+    import errno
+
+    import sandbox._io as io
+
+    folder = add_tiny(root)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    out = folder / "output" / "quick-seed0"
+    with pytest.raises(ExperimentError, match=r"cannot write .*results.json: No space left"):
+        run_experiment(get(root, "tiny"), quick=True, seed=0, out_dir=out)
+    assert leftovers(folder) == [] and not (out / "results.json").exists()
+
+
+# ---------------------------------------------------------------- the command line itself
+
+
+def test_help_is_plain_text(root, capsys):
+    texts = []
+    for args in ([], ["list"], ["run"], ["check"], ["calibrate"], ["new"]):
+        with pytest.raises(SystemExit) as exc:
+            sandbox(root, *args, "--help")
+        assert exc.value.code == 0
+        texts.append(capsys.readouterr().out)
+    with pytest.raises(SystemExit):
+        main(["--root", str(REPO), "sweep", "linear_convergence", "--help"])
+    texts.append(capsys.readouterr().out)
+    for text in texts:
+        assert "``" not in text and not re.search(r":(func|mod|class|data|meth):`", text), text
+    assert "calibrate" in texts[0] and "exit status" in texts[0]
+    assert "--on-conflict" in texts[-1] and "Figure 1 of Du" in texts[-1]
+
+
+def test_new_prints_the_next_steps(root, capsys):
+    assert sandbox(root, "new", "my_effect") == 0
+    out = capsys.readouterr().out
+    steps = [
+        "edit experiment.py, expected.toml and README.md",
+        "sandbox check my_effect --seeds 0-4",
+        "sandbox calibrate my_effect --seeds 0-199 --jobs 2",
+        "calibration.json",
+        "below\n       1e-4 per seed",
+        "sandbox run my_effect --full --publish",
+        "python -m pytest",
+    ]
+    positions = [out.find(s) for s in steps]
+    assert all(p >= 0 for p in positions), out
+    assert positions == sorted(positions)
+
+
+def test_list_into_a_closed_pipe_prints_no_traceback(root):
+    for i in range(30):
+        add_tiny(root, name=f"tiny_{i:02d}")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--root", str(root), "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdout.close()  # the reader is gone before the first line (as `| head -0` would be)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_head_of_list_prints_no_traceback(root):
+    for i in range(30):
+        add_tiny(root, name=f"tiny_{i:02d}")
+    cmd = f"{sys.executable} -m sandbox --root {root} list | head -n 2"
+    proc = subprocess.run(
+        ["bash", "-c", cmd],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout.splitlines()[0].startswith("tiny_00") and len(proc.stdout.splitlines()) == 2
+    assert proc.stderr == ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_a_check_with_130_and_no_traceback(root):
+    folder = add_tiny(root)
+    _misbehave("import time; time.sleep(30)")(folder)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--root", str(root), "check", "tiny", "--seeds", "0-3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    import time
+
+    deadline = time.monotonic() + 30
+    while (
+        time.monotonic() < deadline
+        and not Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    ):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "sandbox: interrupted" in err and "Traceback" not in err
+
+
+def test_more_jobs_than_runs_start_only_what_is_needed(root, capsys):
+    add_tiny(root)
+    assert sandbox(root, "check", "tiny", "--seeds", "0", "--jobs", "64") == 0
+    assert "1 passed, 0 failed, 0 errors" in capsys.readouterr().out

@@ -24,7 +24,7 @@ if importlib.util.find_spec("distributed") is None:  # a dev dependency: fail lo
     raise ImportError("tests/test_sweep.py needs dask[distributed]; install the 'cluster' extra")
 
 from sandbox.cli import main
-from sandbox.sweep import load_task, read_table, run_sweep, sources_hash, task_rng
+from sandbox.sweep import load_task, read_table, run_sweep, sources_hash, task_key, task_rng
 
 ROOT = Path(__file__).resolve().parents[1]
 figure1_task = load_task(ROOT, "linear_convergence").task  # experiments/linear_convergence/sweep.py
@@ -196,13 +196,21 @@ def test_torn_last_line_is_ignored_and_rewritten(cluster, tmp_path):
     assert len(read_table(out)) == 4
     assert out.read_bytes() == torn  # reading does not repair
 
-    rows = run_sweep(
-        marker_task, marker_grid(markers, [0, 1]), [0, 1, 2], out, scheduler=address, progress=False
-    )
+    with pytest.warns(UserWarning, match="line 5 is torn"):
+        rows = run_sweep(
+            marker_task,
+            marker_grid(markers, [0, 1]),
+            [0, 1, 2],
+            out,
+            scheduler=address,
+            progress=False,
+        )
 
     text = out.read_text()
     assert text.endswith("\n")
     assert [json.loads(line) for line in text.splitlines()] == read_table(out)
+    (aside,) = sidecar_lines(out)  # the torn line is kept beside the table, not deleted
+    assert aside["text"] == '{"x": 1, "markers": "/tm' and aside["reason"].startswith("torn")
     assert sorted(task_ids(read_table(out))) == sorted(task_ids(rows))
     assert len(rows) == 6 and len(list(markers.iterdir())) == 6
 
@@ -351,3 +359,133 @@ def test_figure1_cli(cluster, tmp_path):
     assert done.stdout.splitlines()[0].split()[:2] == ["m", "seeds"]
     assert main([*args, "--seeds", "0-3"]) == 0  # in process: resumes, runs 2 more tasks
     assert len(read_table(out)) == 8
+
+
+# ---------------------------------------------------- the table: nothing lost, nothing doubled
+
+
+def ok_row(x, seed, draw=7, **extra):
+    return {"x": x, "seed": seed, "root_seed": 0, "draw": draw, "runtime_s": 0.1, "code": None,
+            "status": "ok", "error": None, **extra}  # fmt: skip
+
+
+def write_rows(path: Path, *rows) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def sidecar_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out.parent / (out.name + ".rejected")).open()]
+
+
+@pytest.mark.parametrize("kind", ["identical", "conflicting"])
+def test_two_finished_rows_for_one_task_stop_the_sweep_with_their_lines(tmp_path, kind):
+    out = tmp_path / "t.jsonl"
+    second = ok_row(0, 0) if kind == "identical" else ok_row(0, 0, draw=8)
+    write_rows(out, ok_row(0, 0), ok_row(1, 0), second)
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match=rf"x=0, seed 0: lines 1, 3 \({kind}\)") as exc:
+        run_sweep(marker_task, {"x": [0, 1]}, [0], out, progress=False)
+    assert "on_conflict='keep_first' or 'keep_last'" in str(exc.value)
+    assert out.read_bytes() == before  # refused, untouched
+
+
+@pytest.mark.parametrize(("policy", "kept", "moved"), [("keep_first", 7, 8), ("keep-last", 8, 7)])
+def test_on_conflict_keeps_one_row_and_sets_the_other_aside(tmp_path, policy, kept, moved):
+    out = tmp_path / "t.jsonl"
+    write_rows(out, ok_row(0, 0, draw=7), ok_row(0, 0, draw=8))
+    with pytest.warns(UserWarning, match=r"lines 1, 2 \(conflicting\): kept per on_conflict"):
+        rows = run_sweep(marker_task, {"x": [0]}, [0], out, progress=False, on_conflict=policy)
+    assert [r["draw"] for r in rows] == [kept]
+    assert [r["draw"] for r in read_table(out)] == [kept]
+    (aside,) = sidecar_lines(out)
+    assert json.loads(aside["text"])["draw"] == moved and "was kept" in aside["reason"]
+
+
+def test_on_conflict_must_be_known(tmp_path):
+    with pytest.raises(ValueError, match="on_conflict: expected one of"):
+        run_sweep(marker_task, {"x": [0]}, [0], tmp_path / "t.jsonl", on_conflict="newest")
+
+
+def test_numbers_compare_as_numbers(tmp_path):
+    """A row stored with "x": 1.0 is the task x = 1: found, not run again."""
+    out = tmp_path / "t.jsonl"
+    write_rows(out, ok_row(1.0, 0, draw=5))
+    rows = run_sweep(marker_task, {"x": [1]}, [0], out, progress=False)  # no pool: nothing to do
+    assert [(r["x"], r["draw"]) for r in rows] == [(1.0, 5)]
+    assert task_key({"x": 1.0}, 0) == task_key({"x": 1}, 0) != task_key({"x": True}, 0)
+    np.testing.assert_array_equal(
+        task_rng({"x": 16.0}, 3).random(3), task_rng({"x": 16}, 3).random(3)
+    )
+    with pytest.raises(ValueError, match=r"grid\['x'\]: expected distinct values"):
+        run_sweep(marker_task, {"x": [16, 16.0]}, [0], out, progress=False)
+
+
+def test_a_seed_stored_as_a_string_is_reported_and_its_task_runs_again(tmp_path):
+    markers, out = tmp_path / "markers", tmp_path / "t.jsonl"
+    grid = marker_grid(markers, [0])
+    write_rows(out, {**ok_row(0, "0"), "markers": str(markers), "sleep": 0.0})
+    with pytest.warns(
+        UserWarning, match=r"line 1: its seed '0' is not an integer >= 0, so its task"
+    ):
+        rows = run_sweep(marker_task, grid, [0], out, workers=1, progress=False)
+    assert [r["seed"] for r in rows] == [0] and calls(markers, rows[0]) == 1
+    assert [r["seed"] for r in read_table(out)] == [0]  # one row per task, the string one aside
+    assert json.loads(sidecar_lines(out)[0]["text"])["seed"] == "0"
+
+
+@pytest.mark.parametrize("where", ["middle", "last, with its newline"])
+def test_an_unreadable_line_is_set_aside_with_its_number(tmp_path, where):
+    out = tmp_path / "t.jsonl"
+    junk = "this is not JSON"
+    lines = (
+        [ok_row(0, 0), junk, ok_row(1, 0)]
+        if where == "middle"
+        else [ok_row(0, 0), ok_row(1, 0), junk]
+    )
+    write_rows(out, *lines)
+    n = lines.index(junk) + 1
+    with pytest.warns(UserWarning, match=rf"line {n} is not a JSON object"):
+        rows = run_sweep(marker_task, {"x": [0, 1]}, [0], out, progress=False)
+    assert [r["x"] for r in rows] == [0, 1]
+    assert junk not in out.read_text() and len(read_table(out)) == 2
+    assert sidecar_lines(out) == [
+        {
+            "line": n,
+            "reason": "not a JSON object (Expecting value: line 1 column 1 (char 0))",
+            "text": junk,
+        }
+    ]
+
+
+def test_read_table_refuses_a_bad_line_that_ends_with_a_newline(tmp_path):
+    out = tmp_path / "t.jsonl"
+    write_rows(out, ok_row(0, 0), "[1, 2]")
+    with pytest.raises(ValueError, match=r"line 2 of .* is not a JSON object \(expected a JSON"):
+        read_table(out)
+
+
+def test_a_huge_list_of_seeds_is_refused_at_once(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="seeds: expected at most 100000 seeds, got 1000000000"):
+        run_sweep(marker_task, {"x": [0]}, range(10**9), tmp_path / "t.jsonl", progress=False)
+    assert time.perf_counter() - t0 < 1
+
+
+def test_the_cli_refuses_duplicates_and_keeps_one_when_told(tmp_path, capsys):
+    out = tmp_path / "fig1.jsonl"
+    config = {"m": 16, "n": 20, "d": 10, "steps": 30}
+    row = {**config, **figure1_task(config, task_rng(config, 0)), "seed": 0, "root_seed": 0,
+           "runtime_s": 0.1, "code": None, "status": "ok", "error": None}  # fmt: skip
+    write_rows(out, row, row)
+    args = ["sweep", "linear_convergence", "--widths", "16", "--n", "20", "--d", "10"]
+    args += ["--steps", "30", "--seeds", "0", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "m=16, n=20, d=10, steps=30, seed 0: lines 1, 2 (identical)" in err
+    assert "--on-conflict keep-first|keep-last" in err
+    assert main([*args, "--on-conflict", "keep-first"]) == 0
+    captured = capsys.readouterr()
+    assert "sandbox: warning: out:" in captured.err and "Traceback" not in captured.err
+    assert len(read_table(out)) == 1

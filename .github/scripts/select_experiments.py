@@ -27,6 +27,7 @@ AFFECTS_ALL = (
     "pyproject.toml",
     ".github/workflows/ci.yml",
     ".github/scripts/select_experiments.py",
+    ".github/scripts/pip-cache-key",
 )
 
 

@@ -39,7 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.sweep.executors import _run_dask, _run_local
-from sandbox.sweep.table import _dumps, _open_locked, _resume, _warn_other_code, read_table
+from sandbox.sweep.table import (
+    ON_CONFLICT,
+    _dumps,
+    _open_locked,
+    _resume,
+    _warn_other_code,
+    read_table,
+)
 from sandbox.sweep.tasks import (
     _check_seeds,
     expand_grid,
@@ -96,6 +103,7 @@ def run_sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    on_conflict: str = "fail",
 ) -> list[dict]:
     """Run ``task_fn`` on every configuration of ``grid`` x ``seeds``; resume from ``out``.
 
@@ -114,6 +122,11 @@ def run_sweep(
     workers : local pool size (default: one per CPU); with ``scheduler``, wait
         until that many Dask workers have joined before submitting.
     progress : print ``done / total, failures, elapsed`` on stderr.
+    on_conflict : ``"fail"`` (default), ``"keep_first"`` or ``"keep_last"``: what to do
+        when ``out`` holds more than one finished row for a task. By default the
+        sweep stops with their line numbers; otherwise the one kept stays and the
+        others move to the sidecar ``out.rejected`` (as do unreadable lines,
+        always, with a warning).
 
     Returns
     -------
@@ -124,6 +137,9 @@ def run_sweep(
     """
     if not callable(task_fn):
         raise ValueError(f"task_fn: expected a function (config, rng) -> dict, got {task_fn!r}")
+    on_conflict = on_conflict.replace("-", "_") if isinstance(on_conflict, str) else on_conflict
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(f"on_conflict: expected one of {ON_CONFLICT}, got {on_conflict!r}")
     configs, seeds = expand_grid(grid), _check_seeds(seeds)
     v.positive("root_seed", root_seed, integer=True, allow_zero=True)
     if workers is not None:
@@ -140,7 +156,7 @@ def run_sweep(
     code = sources_hash(task_fn.__module__)  # the sources on disk now
     table = _open_locked(out)
     try:
-        rows, rewritten = _resume(out, list(grid), set(keys), root_seed)
+        rows, rewritten = _resume(out, list(grid), set(keys), root_seed, on_conflict)
         if rewritten:  # the rename made a new file: lock it before letting go of the old one
             table, old = _open_locked(out), table
             old.close()

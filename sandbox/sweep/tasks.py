@@ -1,8 +1,9 @@
 """Tasks of a sweep: their identity, their random stream, and how one runs in a worker.
 
 A task is one ``(config, seed)``. Its key in the table is the canonical JSON of
-``[config, seed]``, with numbers compared as numbers; its generator is a child
-of ``np.random.SeedSequence(root_seed)`` keyed by the task's content (SPEC 7).
+``[config, seed]``, with numbers compared as numbers (``16.0`` is ``16``; a
+boolean stays a boolean); its generator is a child of
+``np.random.SeedSequence(root_seed)`` keyed by the same normalized content (SPEC 7).
 """
 
 from __future__ import annotations
@@ -30,12 +31,28 @@ _SCALARS = (str, int, float, bool, type(None))
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+#: The most seeds one sweep may have (checked before the list is looked at).
+MAX_SEEDS = 100_000
+
+
+def _number(x):
+    """A number as a number: an integral float is the int it equals (``16.0 -> 16``)."""
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    if isinstance(x, dict):
+        return {k: _number(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_number(v) for v in x]
+    return x
+
+
 def _canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(_number(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def task_key(config: dict, seed: int) -> str:
-    """The identity of a task in the table: canonical JSON of ``[config, seed]``."""
+    """The identity of a task in the table: canonical JSON of ``[config, seed]``, numbers
+    normalized (``{"m": 16.0}`` and ``{"m": 16}`` are the same task)."""
     return _canonical([config, seed])
 
 
@@ -84,6 +101,8 @@ def expand_grid(grid: dict) -> list[dict]:
 def _check_seeds(seeds) -> list[int]:
     if not isinstance(seeds, list | tuple | range) or len(seeds) == 0:
         raise ValueError(f"seeds: expected a non-empty list of integers >= 0, got {seeds!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"seeds: expected at most {MAX_SEEDS} seeds, got {len(seeds)}")
     seeds = [v.positive("seeds", _scalar("seeds", s), integer=True, allow_zero=True) for s in seeds]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: expected distinct seeds, got {seeds}")
