@@ -354,6 +354,8 @@ def cmd_site(args) -> int:
     print(report.summary())
     print(f"open {report.out / 'index.html'}")
     return 0
+
+
 def _names(parser, what: str) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME")
     parser.add_argument("--all", action="store_true", help=f"every experiment ({what})")
