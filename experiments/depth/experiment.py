@@ -21,6 +21,7 @@ the spectral prediction ``||(I - eta Theta)^k (u(0) - y)||^2`` from the empirica
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 from shared import data, deep, fit, kernels
 from shared.plotting import subplots, width_colors
@@ -31,7 +32,7 @@ CONFIG = {
         "d": 10,
         "depths": (1, 2, 3),
         "m": 256,
-        "reps": 3,
+        "reps": 5,
         "ntk_widths": (64, 128, 256, 512, 1024),
         "ntk_inits": 5,
         "analytic_depths": (1, 2, 3, 4, 5, 6),
@@ -90,6 +91,7 @@ def ntk_gap(X, depth: int, widths, *, inits: int, rng) -> np.ndarray:
 
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return the checked scalars and the series of the figure."""
+    progress = progress or (lambda i, total, label="": None)  # `sandbox check` passes None
     cfg = CONFIG["quick" if quick else "full"]
     n, d, depths, m, reps, tol = (
         cfg["n"],
@@ -157,6 +159,9 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         out[f"steps_over_analytic_L{L}"] = float(np.median(steps[L] / steps_pred_inf[L]))
     first, last = depths[0], depths[-1]
     out["kappa_ratio_first_over_last"] = out[f"kappa_L{first}"] / out[f"kappa_L{last}"]
+    out["lam_min_over_diag_gain"] = (
+        out[f"lam_min_over_diag_L{last}"] / out[f"lam_min_over_diag_L{first}"]
+    )
     out["speedup_last_over_first"] = float(np.median(steps[first] / steps[last]))
     out["predicted_speedup_last_over_first"] = float(
         np.median(steps_pred[first] / steps_pred[last])
@@ -191,6 +196,8 @@ def plot(result: dict):
         ax.loglog(widths, result[f"ntk_gap_L{L}"], "o-", color=colors[L], label=f"L = {L}: {p:.2f}")
     ref = np.asarray(result[f"ntk_gap_L{depths[-1]}"])[0] * (widths / widths[0]) ** -0.5
     ax.loglog(widths, ref, "k:", lw=1, label="$m^{-1/2}$")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(widths, [f"{w:.0f}" for w in widths])
     ax.set(
         xlabel="width m",
         ylabel=r"$\|JJ^T - \Theta^{(L)}\|_F / \|\Theta^{(L)}\|_F$",
