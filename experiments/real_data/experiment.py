@@ -143,6 +143,18 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     res["random"] = net.train(X, ys["random"], W0, a0, eta=eta, steps=steps, record_every=steps)
 
     # %% Measure
+    def label_quantities(yk, r, predicted_K: float) -> dict:
+        """Spectrum, complexity, speed and distance of one labelling ``yk`` and its run ``r``."""
+        return {
+            "top_fraction": float(np.sum((V[:, -k_top:].T @ yk) ** 2) / (yk @ yk)),
+            "complexity": kernels.complexity_measure(H, yk),
+            "loss_ratio_K": r.loss[-1] / r.loss[0],
+            "loss_over_prediction": (r.loss[-1] / r.loss[0]) / predicted_K,
+            "distance_over_kernel": r.move_fro[-1] / kernel_distance(lam, V, yk, eta=eta, k=steps),
+            "distance_fraction_of_limit": r.move_fro[-1] / np.sqrt(kernels.rkhs_norm_sq(H, yk)),
+            "test_error": float(np.mean(np.sign(net.predict(X_test, r.W, r.a)) != y_test)),
+        }
+
     m_arr = np.asarray(widths, dtype=float)
     loss_K, flips, move_max, move_rms = np.asarray(finals).T  # each (widths,)
     out = {
@@ -166,22 +178,27 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "move_rms_exponent": fit.power_law(m_arr, move_rms)[0],
         "move_max_exponent": fit.power_law(m_arr, move_max)[0],
     }
-    for key in LABELS:
-        yk, r = ys[key], res[key]
-        limit = np.sqrt(kernels.rkhs_norm_sq(H, yk))
-        out[f"top_fraction_{key}"] = float(np.sum((V[:, -k_top:].T @ yk) ** 2) / (yk @ yk))
-        out[f"complexity_{key}"] = kernels.complexity_measure(H, yk)
-        out[f"loss_ratio_K_{key}"] = r.loss[-1] / r.loss[0]
-        out[f"loss_over_prediction_{key}"] = out[f"loss_ratio_K_{key}"] / predicted[key][-1]
-        out[f"distance_over_kernel_{key}"] = r.move_fro[-1] / kernel_distance(
-            lam, V, yk, eta=eta, k=steps
-        )
-        out[f"distance_fraction_of_limit_{key}"] = r.move_fro[-1] / limit
-        u_test = net.predict(X_test, r.W, r.a)
-        out[f"test_error_{key}"] = float(np.mean(np.sign(u_test) != y_test))
-    out["top_fraction_ratio"] = out["top_fraction_true"] / out["top_fraction_random"]
-    out["complexity_ratio"] = out["complexity_random"] / out["complexity_true"]
-    out["speed_ratio"] = out["loss_ratio_K_random"] / out["loss_ratio_K_true"]
+    lab = {key: label_quantities(ys[key], res[key], predicted[key][-1]) for key in LABELS}
+    t, r = lab["true"], lab["random"]
+    out |= {
+        "top_fraction_true": t["top_fraction"],
+        "top_fraction_random": r["top_fraction"],
+        "top_fraction_ratio": t["top_fraction"] / r["top_fraction"],
+        "complexity_true": t["complexity"],
+        "complexity_random": r["complexity"],
+        "complexity_ratio": r["complexity"] / t["complexity"],
+        "loss_ratio_K_true": t["loss_ratio_K"],
+        "loss_ratio_K_random": r["loss_ratio_K"],
+        "speed_ratio": r["loss_ratio_K"] / t["loss_ratio_K"],
+        "loss_over_prediction_true": t["loss_over_prediction"],
+        "loss_over_prediction_random": r["loss_over_prediction"],
+        "distance_over_kernel_true": t["distance_over_kernel"],
+        "distance_over_kernel_random": r["distance_over_kernel"],
+        "distance_fraction_of_limit_true": t["distance_fraction_of_limit"],
+        "distance_fraction_of_limit_random": r["distance_fraction_of_limit"],
+        "test_error_true": t["test_error"],
+        "test_error_random": r["test_error"],
+    }
 
     # series for the figure
     out["widths"] = np.asarray(widths)
