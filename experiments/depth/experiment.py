@@ -30,7 +30,7 @@ CONFIG = {
     "quick": {
         "n": 40,
         "d": 10,
-        "depths": (1, 2, 3),
+        "depths": (1, 2, 3),  # the checked names (..._L1, _L2, _L3) assume these
         "m": 256,
         "reps": 5,
         "ntk_widths": (64, 128, 256, 512, 1024),
@@ -144,31 +144,61 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
                 curves[L] = (ratio, pred[: len(ratio)])
 
     # %% Measure
-    out = {"n": n, "d": d, "m": m, "tol": tol}
-    for L in depths:
+    def per_depth(L: int) -> dict:
         lam_min, lam_max = analytic[L]
-        p, _ = fit.power_law(widths, gaps[L])
-        out[f"kappa_L{L}"] = lam_max / lam_min
-        out[f"lam_min_over_diag_L{L}"] = lam_min / (L + 1)
-        out[f"lam_max_over_diag_L{L}"] = lam_max / (L + 1)
-        out[f"ntk_gap_exponent_L{L}"] = p
-        out[f"ntk_gap_widest_L{L}"] = float(gaps[L][-1])
-        out[f"lam_min_emp_over_inf_L{L}"] = float(np.median(lam_min_emp[L]) / lam_min)
-        out[f"steps_L{L}"] = float(np.median(steps[L]))
-        out[f"steps_over_prediction_L{L}"] = float(np.median(steps[L] / steps_pred[L]))
-        out[f"steps_over_analytic_L{L}"] = float(np.median(steps[L] / steps_pred_inf[L]))
-    first, last = depths[0], depths[-1]
-    out["kappa_ratio_first_over_last"] = out[f"kappa_L{first}"] / out[f"kappa_L{last}"]
-    out["lam_min_over_diag_gain"] = (
-        out[f"lam_min_over_diag_L{last}"] / out[f"lam_min_over_diag_L{first}"]
-    )
-    out["speedup_last_over_first"] = float(np.median(steps[first] / steps[last]))
-    out["predicted_speedup_last_over_first"] = float(
-        np.median(steps_pred[first] / steps_pred[last])
-    )
-    out["speedup_over_prediction"] = (
-        out["speedup_last_over_first"] / out["predicted_speedup_last_over_first"]
-    )
+        return {
+            "kappa": lam_max / lam_min,
+            "lam_min_over_diag": lam_min / (L + 1),
+            "lam_max_over_diag": lam_max / (L + 1),
+            "gap_exponent": fit.power_law(widths, gaps[L])[0],
+            "gap_widest": float(gaps[L][-1]),
+            "lam_min_emp_over_inf": float(np.median(lam_min_emp[L]) / lam_min),
+            "steps": float(np.median(steps[L])),
+            "over_prediction": float(np.median(steps[L] / steps_pred[L])),
+            "over_analytic": float(np.median(steps[L] / steps_pred_inf[L])),
+        }
+
+    q = {L: per_depth(L) for L in depths}  # checked names below assume depths (1, 2, 3)
+    speedup = float(np.median(steps[1] / steps[3]))
+    predicted_speedup = float(np.median(steps_pred[1] / steps_pred[3]))
+    out = {
+        "n": n,
+        "d": d,
+        "m": m,
+        "tol": tol,
+        "ntk_gap_exponent_L1": q[1]["gap_exponent"],
+        "ntk_gap_exponent_L2": q[2]["gap_exponent"],
+        "ntk_gap_exponent_L3": q[3]["gap_exponent"],
+        "ntk_gap_widest_L1": q[1]["gap_widest"],
+        "ntk_gap_widest_L2": q[2]["gap_widest"],
+        "ntk_gap_widest_L3": q[3]["gap_widest"],
+        "kappa_L1": q[1]["kappa"],
+        "kappa_L2": q[2]["kappa"],
+        "kappa_L3": q[3]["kappa"],
+        "kappa_ratio_first_over_last": q[1]["kappa"] / q[3]["kappa"],
+        "lam_min_over_diag_L1": q[1]["lam_min_over_diag"],
+        "lam_min_over_diag_L2": q[2]["lam_min_over_diag"],
+        "lam_min_over_diag_L3": q[3]["lam_min_over_diag"],
+        "lam_min_over_diag_gain": q[3]["lam_min_over_diag"] / q[1]["lam_min_over_diag"],
+        "lam_max_over_diag_L1": q[1]["lam_max_over_diag"],
+        "lam_max_over_diag_L2": q[2]["lam_max_over_diag"],
+        "lam_max_over_diag_L3": q[3]["lam_max_over_diag"],
+        "lam_min_emp_over_inf_L1": q[1]["lam_min_emp_over_inf"],
+        "lam_min_emp_over_inf_L2": q[2]["lam_min_emp_over_inf"],
+        "lam_min_emp_over_inf_L3": q[3]["lam_min_emp_over_inf"],
+        "steps_L1": q[1]["steps"],
+        "steps_L2": q[2]["steps"],
+        "steps_L3": q[3]["steps"],
+        "steps_over_prediction_L1": q[1]["over_prediction"],
+        "steps_over_prediction_L2": q[2]["over_prediction"],
+        "steps_over_prediction_L3": q[3]["over_prediction"],
+        "steps_over_analytic_L1": q[1]["over_analytic"],
+        "steps_over_analytic_L2": q[2]["over_analytic"],
+        "steps_over_analytic_L3": q[3]["over_analytic"],
+        "speedup_last_over_first": speedup,
+        "predicted_speedup_last_over_first": predicted_speedup,
+        "speedup_over_prediction": speedup / predicted_speedup,
+    }
 
     # series for the figure
     out["depths"] = np.asarray(depths)
