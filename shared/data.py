@@ -239,8 +239,8 @@ def sparse_parity(
     ``s ~ unif{-1, +1}^d``, ``x = s / sqrt(d)`` (unit rows) and ``y = s_1 s_2 ... s_k``.
     The label depends on ``k`` of the ``d`` coordinates only; it is a degree-``k``
     polynomial orthogonal to every polynomial of lower degree, so a rotation-invariant
-    kernel needs about ``d^k`` samples to learn it (Ghorbani, Mei, Misiakiewicz, Montanari
-    2019). Only even ``k`` (or ``k = 1``) can be fitted by the bias-free ReLU net of
+    kernel needs of order ``d^k`` samples to learn it (Ghorbani, Mei, Misiakiewicz, Montanari,
+    Ann. Statist. 2021). Only even ``k`` (or ``k = 1``) can be fitted by the bias-free ReLU net of
     :mod:`shared.net`: ``relu(z) = (z + |z|) / 2`` makes every such net a linear function
     plus an even one.
 
