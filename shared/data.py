@@ -249,3 +249,74 @@ def rotated_quadratic(
             f"lam: eigenvalues up to {np.abs(lam).max():.3g} overflow A = Q diag(lam) Q^T"
         )
     return A, Q, Q @ s / np.sqrt(d)
+
+
+def sparse_parity(
+    n: int, d: int, *, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``k``-sparse parity on the hypercube, scaled to the unit sphere.
+
+    ``s ~ unif{-1, +1}^d``, ``x = s / sqrt(d)`` (unit rows) and ``y = s_1 s_2 ... s_k``.
+    The label depends on ``k`` of the ``d`` coordinates only; it is a degree-``k``
+    polynomial orthogonal to every polynomial of lower degree, so a rotation-invariant
+    kernel needs of order ``d^k`` samples to learn it (Ghorbani, Mei, Misiakiewicz, Montanari,
+    Ann. Statist. 2021). Only even ``k`` (or ``k = 1``) can be fitted by the bias-free ReLU net of
+    :mod:`shared.net`: ``relu(z) = (z + |z|) / 2`` makes every such net a linear function
+    plus an even one.
+
+    Returns
+    -------
+    X : (n, d) ndarray, unit rows; y : (n,) ndarray in ``{-1, +1}``.
+    """
+    v.positive("n", n, integer=True)
+    v.positive("d", d, integer=True)
+    v.positive("k", k, integer=True)
+    if k > d:
+        raise ValueError(f"k: expected at most d={d} relevant coordinates, got {k}")
+    v.rng("rng", rng)
+    S = rng.choice([-1.0, 1.0], size=(n, d))
+    return S / np.sqrt(d), np.prod(S[:, :k], axis=1)
+
+
+def digits(
+    pair: tuple[int, int], *, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two classes of scikit-learn's 8x8 handwritten digits, rows on the unit sphere.
+
+    The 64 raw pixels (0..16) of each image are divided by the image's norm (per row,
+    never by the Frobenius norm of ``X``); nothing is centred, so every input lies in the
+    positive orthant. The images of the two classes are shuffled with ``rng`` and split
+    into ``n`` training points and the rest for testing. The data ship inside
+    scikit-learn (``sklearn.datasets.load_digits``, the ``data`` extra); nothing is
+    downloaded.
+
+    Returns
+    -------
+    X : (n, 64) ndarray; y : (n,) ndarray; X_test : (n_test, 64) ndarray;
+    y_test : (n_test,) ndarray. Label ``+1`` for ``pair[0]``, ``-1`` for ``pair[1]``.
+    """
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(c, int | np.integer) and 0 <= c <= 9 for c in pair)
+        or pair[0] == pair[1]
+    ):
+        raise ValueError(f"pair: expected two different digits in 0..9, got {pair!r}")
+    v.positive("n", n, integer=True)
+    v.rng("rng", rng)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "data.digits needs scikit-learn (the 'data' extra): pip install -e \".[data]\""
+        ) from err
+    images = load_digits()
+    keep = np.isin(images.target, pair)
+    total = int(np.count_nonzero(keep))
+    if n >= total:
+        raise ValueError(f"n: expected fewer than the {total} images of {pair}, got {n}")
+    order = rng.permutation(total)
+    X = images.data[keep][order].astype(np.float64)  # (total, 64)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.where(images.target[keep][order] == pair[0], 1.0, -1.0)  # (total,)
+    return X[:n], y[:n], X[n:], y[n:]

@@ -205,3 +205,32 @@ def test_min_pairwise_angle_and_teacher_labels_do_not_depend_on_the_scale(rng, c
 def test_more_bad_input_raises_naming_the_argument(rng, call, match):
     with pytest.raises(ValueError, match=match):
         call(rng)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_sparse_parity_is_a_product_of_k_signs_on_the_sphere(rng, k):
+    X, y = data.sparse_parity(500, 12, k=k, rng=rng)
+    assert X.shape == (500, 12) and y.shape == (500,)
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_array_equal(np.abs(X) * np.sqrt(12), 1.0)
+    np.testing.assert_array_equal(y, np.prod(np.sign(X[:, :k]), axis=1))
+    assert abs(y.mean()) < 5 / np.sqrt(500)  # balanced labels
+    with pytest.raises(ValueError, match="k: expected at most d=12"):
+        data.sparse_parity(5, 12, k=13, rng=rng)
+
+
+def test_digits_split_unit_rows_and_labels(rng):
+    X, y, Xt, yt = data.digits((3, 8), n=50, rng=rng)
+    assert X.shape == (50, 64) and y.shape == (50,)
+    assert Xt.shape[0] == yt.shape[0] == 183 + 174 - 50  # every 3 and 8 of the set is used
+    np.testing.assert_allclose(np.linalg.norm(np.vstack([X, Xt]), axis=1), 1.0, rtol=1e-14)
+    assert np.all(X >= 0)  # raw pixels, not centred
+    assert set(np.unique(np.concatenate([y, yt]))) == {-1.0, 1.0}
+    again = data.digits((3, 8), n=50, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(
+        again[0], data.digits((3, 8), n=50, rng=np.random.default_rng(7))[0]
+    )
+    with pytest.raises(ValueError, match="n: expected fewer than the 357 images"):
+        data.digits((3, 8), n=357, rng=rng)
+    with pytest.raises(ValueError, match="pair: expected two different digits"):
+        data.digits((3, 3), n=5, rng=rng)
