@@ -124,11 +124,14 @@ def run_experiment(
     figure: bool = True,
     progress=None,
 ) -> RunRecord:
-    """Import and run ``exp``; with ``out_dir``, write ``results.json`` (and ``figure.png``)."""
+    """Import and run ``exp``; with ``out_dir``, write ``results.json`` (and ``figure.png``).
+
+    ``run()`` always gets a callable ``progress``: the one given, or a silent one.
+    """
     module = exp.load_module()
     mode = "quick" if quick else "full"
     t0 = time.perf_counter()
-    result = module.run(quick=quick, seed=seed, progress=progress)
+    result = module.run(quick=quick, seed=seed, progress=progress or _silent)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)
     _reject_checked_series(exp, series, mode)
@@ -167,6 +170,10 @@ def run_experiment(
             },
         )
     return record
+
+
+def _silent(i: int, total: int, label: str = "") -> None:
+    """The ``progress`` callback of runs nobody watches (checks, tests)."""
 
 
 class Progress:
