@@ -32,7 +32,7 @@ CONFIG = {
         "inits": 3,
         "steps": 300,
     },
-    # a decade and a half more width, n and d larger
+    # paper scale: n = d = 50, widths over two decades
     "full": {
         "n": 50,
         "d": 50,
@@ -64,16 +64,17 @@ def one_run(X, y, W0, a0, Theta_inf, *, scaling: str, eta0: float, steps: int) -
 
     Returns the RMS per-neuron move, the relative kernel drift, the largest departure
     ``max_k ||r(k) - r_pred(k)|| / ||r(0)||`` from :func:`kernel_prediction`, the residual
-    norms ``||r(k)|| / ||r(0)||`` and ``||r_pred(k)|| / ||r(0)||``, the final loss ratio,
-    ``lambda_min`` of the final kernel over ``lam0`` and the final ``eta0 lambda_max``.
+    norms ``||r(k)|| / ||r(0)||`` and ``||r_pred(k)|| / ||r(0)||``, the final loss ratio, and
+    ``lambda_min`` and ``eta0 lambda_max`` of the final kernel. Kernels are in the NTK's units:
+    the mean-field ``J J^T`` is ``1/m`` times the NTK one, so it is multiplied by ``m``.
     """
     m = W0.shape[0]
-    per_neuron = m if scaling == "mean_field" else 1  # m J J^T (mean field) is the NTK's J J^T
-    eta = eta0 * per_neuron
+    units = m if scaling == "mean_field" else 1  # eta J J^T = eta0 (units J J^T) in both scalings
+    eta = eta0 * units
     res = twolayer.train(X, y, W0, a0, eta=eta, steps=steps, scaling=scaling, train_a=True)
     move_sq = np.sum((res.W - W0) ** 2, axis=1) + (res.a - a0) ** 2  # (m,)
-    K0 = twolayer.ntk(X, W0, a0, scaling=scaling) * per_neuron  # (n, n)
-    KK = twolayer.ntk(X, res.W, res.a, scaling=scaling) * per_neuron
+    K0 = twolayer.ntk(X, W0, a0, scaling=scaling) * units  # (n, n)
+    KK = twolayer.ntk(X, res.W, res.a, scaling=scaling) * units
     R = res.u - y  # (steps + 1, n)
     R_pred = kernel_prediction(Theta_inf, R[0], eta=eta0, steps=steps)
     r0 = np.linalg.norm(R[0])

@@ -32,7 +32,7 @@ CONFIG = {
         "steps": 150,
         "n_test": 100,
     },
-    # paper scale: larger n and d, widths over two decades
+    # paper scale: n = d = 50, widths over two decades
     "full": {
         "n": 50,
         "d": 50,
@@ -52,9 +52,9 @@ def corrections(X, y, Xt, W0, a0, *, activation: str, steps: int) -> dict:
     the drift is ``||H(K) - H(0)||_F / ||H(0)||_F``. The linearisation error is measured on
     the test inputs ``Xt (nt, d)``: ``||f(W(K)) - f_lin(W(K))|| / ||f(W(K)) - f(W(0))||`` with
     ``f_lin(W) = f(W(0)) + J(0) (W - W(0))`` (Lee et al. 2019, Sec. 2; the Jacobian-vector
-    product is :func:`shared.twolayer.jvp`). For ``relu`` also
-    the activation patterns ``1{w_r . x_i >= 0}`` that differ between step 0 and step ``K``:
-    the numbers switched on and off, and their fraction of the ``m n`` pairs.
+    product is :func:`shared.twolayer.jvp`). For ``relu`` also the activation patterns
+    ``1{w_r . x_i >= 0}`` that differ between step 0 and step ``K``: the numbers switched on
+    and off, and their fraction of the ``m n`` pairs.
     """
     H0 = twolayer.ntk(X, W0, a0, activation=activation, train_a=False)  # (n, n)
     eta = 1.0 / np.linalg.eigvalsh(H0)[-1]
