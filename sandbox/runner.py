@@ -167,6 +167,7 @@ def run_experiment(
     ``out_dir/previous/`` (removed again once the new ones are written), the numbers
     are written atomically before the figure is drawn, and they stay if evaluating
     the checks or plotting fails: the :class:`ExperimentError` then says where they are.
+    ``run()`` always gets a callable ``progress``: the one given, or a silent one.
     """
     module = exp.load_module()
     mode = "quick" if quick else "full"
@@ -174,7 +175,7 @@ def run_experiment(
         out_dir = Path(out_dir)
         set_aside(out_dir)
     t0 = time.perf_counter()
-    result = module.run(quick=quick, seed=seed, progress=progress)
+    result = module.run(quick=quick, seed=seed, progress=progress or _silent)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)
     payload = {
@@ -276,6 +277,10 @@ def run_job(job: Job) -> RunRecord | Failure:
         )
     rec.series = {}
     return rec
+
+
+def _silent(i: int, total: int, label: str = "") -> None:
+    """The ``progress`` callback of runs nobody watches (checks, tests)."""
 
 
 class Progress:
