@@ -128,6 +128,7 @@ def run_experiment(
     module = exp.load_module()
     mode = "quick" if quick else "full"
     t0 = time.perf_counter()
+    progress = progress if progress is not None else (lambda i, total, label="": None)
     result = module.run(quick=quick, seed=seed, progress=progress)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)
