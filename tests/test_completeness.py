@@ -68,7 +68,7 @@ def problems(folder: Path) -> list[str]:
         if f"`{c.quantity}`" not in readme and c.quantity not in readme:
             found.append(f"README's table of checks does not mention '{c.quantity}'")
     found += [
-        f"'{q}' is checked but is no literal string in experiment.py (an f-string key?)"
+        f"'{q}' is checked but is no literal key in experiment.py (an f-string key?)"
         for q in unquoted_quantities(folder, [c.quantity for c in exp.checks])
     ]
     found += _published_run_problems(folder)
@@ -76,26 +76,21 @@ def problems(folder: Path) -> list[str]:
 
 
 def unquoted_quantities(folder: Path, quantities: list[str]) -> list[str]:
-    """The names in ``quantities`` that ``experiment.py`` never writes as a whole string literal.
+    """The names in ``quantities`` that ``experiment.py`` never writes as a literal key.
 
-    A literal counts only outside f-strings: ``f"rho_{kind}"`` holds the constant pieces
-    ``"rho_"`` and nothing a search for ``rho_digits`` would find.
+    A literal key is a string constant that is a key of a dict display (``{"lam0": ...}``) or
+    the subscript of an assignment (``out["lam0"] = ...``), so a search for the name finds the
+    line that computes it; ``f"lam0_{kind}"`` is not one.
     """
     tree = ast.parse((folder / "experiment.py").read_text())
-    inside_fstrings = {
-        id(node)
-        for joined in ast.walk(tree)
-        if isinstance(joined, ast.JoinedStr)
-        for node in ast.walk(joined)
-    }
-    literals = {
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and id(node) not in inside_fstrings
-    }
-    return sorted(set(quantities) - literals)
+    keys = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys.update(k.value for k in node.keys if isinstance(k, ast.Constant))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.slice, ast.Constant):
+                keys.add(node.slice.value)
+    return sorted(set(quantities) - keys)
 
 
 def _published_run_problems(folder: Path) -> list[str]:
@@ -163,4 +158,4 @@ def test_a_checked_quantity_built_with_an_fstring_is_caught(tmp_path):
     built = '**{f"final_{kind}_ratio": ratio[-1] for kind in ["loss"]},'
     (folder / "experiment.py").write_text(code.replace(literal, built))
     assert unquoted_quantities(folder, checked) == ["final_loss_ratio"]
-    assert "'final_loss_ratio' is checked but is no literal string" in "\n".join(problems(folder))
+    assert "'final_loss_ratio' is checked but is no literal key" in "\n".join(problems(folder))

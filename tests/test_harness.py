@@ -346,7 +346,7 @@ BROKEN = {
         "run() must take keyword-only arguments quick and seed",
     ),
     "run() without keyword-only progress": (
-        _replace_code(", progress=lambda i, total, label=\"\": None)", ")"),
+        _replace_code(', progress=lambda i, total, label="": None)', ")"),
         "run() must take a keyword-only argument progress",
     ),
     "run() returns a list": (

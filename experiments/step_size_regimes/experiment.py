@@ -25,38 +25,40 @@ import numpy as np
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
-QUICK = {
-    "quad": {"d": 50, "kappa": 20.0, "grid": np.linspace(0.05, 3.0, 60), "steps": 200},
-    "net": {
-        "n": 20,
-        "d": 10,
-        "m": 2000,
-        "grid": [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8, 2.2, 2.5, 3.0, 3.5, 4.5],
-        "steps": 300,
-        "lin_steps": 60,
-        "early": 3,
+CONFIG = {
+    "quick": {
+        "quad": {"d": 50, "kappa": 20.0, "grid": np.linspace(0.05, 3.0, 60), "steps": 200},
+        "net": {
+            "n": 20,
+            "d": 10,
+            "m": 2000,
+            "grid": [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8, 2.2, 2.5, 3.0, 3.5, 4.5],
+            "steps": 300,
+            "lin_steps": 60,
+            "early": 3,
+        },
+        "margin_quad": 0.02,
+        "margin_net": 0.1,
     },
-    "margin_quad": 0.02,
-    "margin_net": 0.1,
-}
-FULL = {
-    "quad": {"d": 200, "kappa": 100.0, "grid": np.linspace(0.02, 3.0, 150), "steps": 1000},
-    "net": {
-        "n": 40,
-        "d": 20,
-        "m": 8000,
-        "grid": np.concatenate(
-            [
-                [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8],
-                np.round(np.arange(2.2, 6.1, 0.4), 2),
-            ]
-        ),
-        "steps": 500,
-        "lin_steps": 60,
-        "early": 3,
+    "full": {
+        "quad": {"d": 200, "kappa": 100.0, "grid": np.linspace(0.02, 3.0, 150), "steps": 1000},
+        "net": {
+            "n": 40,
+            "d": 20,
+            "m": 8000,
+            "grid": np.concatenate(
+                [
+                    [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8],
+                    np.round(np.arange(2.2, 6.1, 0.4), 2),
+                ]
+            ),
+            "steps": 500,
+            "lin_steps": 60,
+            "early": 3,
+        },
+        "margin_quad": 0.02,
+        "margin_net": 0.1,
     },
-    "margin_quad": 0.02,
-    "margin_net": 0.1,
 }
 
 
@@ -228,18 +230,19 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
 
 
 # --------------------------------------------------------------------------- run / plot
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Regimes over an ``eta`` grid on a quadratic and on the (linearised) ReLU net."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng_quad, rng_net = np.random.default_rng(seed).spawn(2)
-    out = quadratic_regimes(cfg["quad"], cfg["margin_quad"], rng_quad)
-    if progress is not None:
-        progress(1, 2, "quadratic")
-    out.update(net_regimes(cfg["net"], cfg["margin_net"], rng_net))
-    if progress is not None:
-        progress(2, 2, "net")
-    out["margin_quad"], out["margin_net"] = cfg["margin_quad"], cfg["margin_net"]
-    return out
+
+    # %% A quadratic: the three regimes of eta lambda_max, exactly as predicted
+    quadratic = quadratic_regimes(cfg["quad"], cfg["margin_quad"], rng_quad)
+    progress(1, 2, "quadratic")
+
+    # %% The ReLU net and its linearisation over the same grid of eta lambda_max
+    relu = net_regimes(cfg["net"], cfg["margin_net"], rng_net)
+    progress(2, 2, "net")
+    return {**quadratic, **relu, "margin_quad": cfg["margin_quad"], "margin_net": cfg["margin_net"]}
 
 
 def _shade(ax, right):
