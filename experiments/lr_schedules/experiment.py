@@ -36,31 +36,24 @@ UNSTABLE_FACTOR = 1.5  # eta_u = UNSTABLE_FACTOR * 2 / lambda_max(H(0))
 ADAM_LR = 0.01  # Adam's base step: its move is about ADAM_LR per coordinate
 
 
-def _objective(X, y, a, shape):
+def _objective(X, y, a):
     """``f(w)`` and ``grad(w)`` of ``L(W) = 1/2 ||u - y||^2`` in the flattened ``w = vec(W)``.
 
-    One forward/backward pass per distinct ``w`` (``minimize`` asks for ``f`` and
-    ``grad`` at the same point); the length of every move ``||w_k - w_{k-1}||``
-    is kept in ``moves`` so the effective step of any optimizer can be read off.
-    A non-finite ``w`` (a diverged run) gives ``f = inf``.
+    ``net.objective``: one forward/backward pass per distinct ``w``, and ``f = inf``
+    at a non-finite ``w`` (a diverged run). Its trace keeps the length of every move
+    ``||w_k - w_{k-1}||`` in ``moves``, so the effective step of any optimizer can be
+    read off.
     """
-    last = {"w": None, "val": None}
     moves: list[float] = []
+    last: list[np.ndarray] = []  # the previous point evaluated
 
-    def evaluate(w):
-        if last["w"] is not None and np.array_equal(last["w"], w):
-            return last["val"]
-        if last["w"] is not None:
-            moves.append(float(np.linalg.norm(w - last["w"])))
-        if np.all(np.isfinite(w)):
-            L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)  # gW (m, d)
-            val = (L, gW.ravel())
-        else:
-            val = (np.inf, np.full(w.shape, np.nan))
-        last["w"], last["val"] = w.copy(), val
-        return val
+    def trace(w, f, g):
+        if last:
+            moves.append(float(np.linalg.norm(w - last[0])))
+        last[:] = [w]
 
-    return (lambda w: evaluate(w)[0]), (lambda w: evaluate(w)[1]), moves
+    f, grad = net.objective(X, y, a, trace=trace)
+    return f, grad, moves
 
 
 def _stable_schedules(eta: float, K: int) -> dict:
@@ -113,7 +106,7 @@ def _run_all(X, y, W0, a0, schedules: dict, K: int, progress, done: int, total: 
     """GD from ``W0`` with each schedule for ``K`` steps; ``{name: OptimizeResult}``."""
     out = {}
     for i, (name, sched) in enumerate(schedules.items()):
-        f, g, _ = _objective(X, y, a0, W0.shape)
+        f, g, _ = _objective(X, y, a0)
         out[name] = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=sched, steps=K)
         progress(done + i + 1, total, name)
     return out
@@ -208,7 +201,7 @@ def _unstable_quantities(X, W0, unstable: dict, eta_u: float) -> dict:
 
 def _adam(X, y, W0, a0, K: int) -> dict:
     """Adam at ``ADAM_LR``: loss, steps to tolerance and effective step ``||dW|| / ||grad||``."""
-    f, g, moves = _objective(X, y, a0, W0.shape)
+    f, g, moves = _objective(X, y, a0)
     res = optim.minimize(f, g, W0.ravel(), optimizer=optim.Adam(), lr=ADAM_LR, steps=K)
     eff = np.asarray(moves) / res.grad_norm[:-1]  # (K,)
     ratio = res.f / res.f[0]

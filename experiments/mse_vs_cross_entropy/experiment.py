@@ -84,16 +84,13 @@ def logistic_objective(X, y, loss: str, errors: list):
     """
     lf, gf = (mse_loss, mse_grad) if loss == "mse" else (ce_loss, ce_grad)
     n = X.shape[0]
-    last = {"w": None, "val": None}
 
-    def evaluate(w):
-        if last["w"] is None or not np.array_equal(last["w"], w):
-            z = X @ w  # (n,)
-            errors.append(float(np.mean(np.abs(expit(z) - y))))
-            last["w"], last["val"] = w.copy(), (float(np.mean(lf(z, y))), X.T @ gf(z, y) / n)
-        return last["val"]
+    def fun_and_grad(w):  # called once per distinct w (optim.cached)
+        z = X @ w  # (n,)
+        errors.append(float(np.mean(np.abs(expit(z) - y))))
+        return float(np.mean(lf(z, y))), X.T @ gf(z, y) / n
 
-    return (lambda w: evaluate(w)[0]), (lambda w: evaluate(w)[1])
+    return optim.cached(fun_and_grad)
 
 
 def predicted_escape_steps(z0: float, *, lr: float, gamma: float, loss: str) -> float:

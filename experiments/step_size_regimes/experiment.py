@@ -135,14 +135,12 @@ def quadratic_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dic
 def linearised_objective(J0, r0, w0):
     """Loss and gradient of the net linearised at ``w0``: ``1/2 ||r0 + J0 (w - w0)||^2`` and
     ``J0^T (r0 + J0 (w - w0))``, with ``J0 (n, m d)``; one residual per distinct ``w``."""
-    last = {}
 
-    def residual(w):
-        if "w" not in last or not np.array_equal(last["w"], w):
-            last.update(w=w.copy(), r=r0 + J0 @ (w - w0))  # (n,)
-        return last["r"]
+    def fun_and_grad(w):
+        r = r0 + J0 @ (w - w0)  # (n,)
+        return 0.5 * float(r @ r), J0.T @ r
 
-    return (lambda w: 0.5 * float(residual(w) @ residual(w))), (lambda w: J0.T @ residual(w))
+    return optim.cached(fun_and_grad)
 
 
 def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:

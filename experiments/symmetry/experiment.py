@@ -49,22 +49,19 @@ def _objective(X, y, m, d, trace: dict):
     ``|theta_r - theta_1|`` (copies stay copies?) and the vector
     ``g = sum_i (u_i - y_i) 1{w_1.x_i >= 0} x_i`` (d,) of neuron 1.
     """
-    last = {"theta": None, "val": None}
 
-    def evaluate(theta):
-        if last["theta"] is None or not np.array_equal(last["theta"], theta):
-            W, a = _unpack(theta, m, d)
-            L, gW, ga, u = net.gradients(X, y, W, a)
-            dW, da = W - W.mean(axis=0), a - a.mean()  # (m, d), (m,)
-            trace["spread"].append(float(np.sqrt(np.max(np.sum(dW**2, axis=1) + da**2))))
-            trace["copies_dev"].append(
-                max(float(np.max(np.abs(W - W[0]))), float(np.max(np.abs(a - a[0]))))
-            )
-            trace["g"].append(X.T @ ((u - y) * (X @ W[0] >= 0)))  # (d,)
-            last["theta"], last["val"] = theta.copy(), (L, _pack(gW, ga))
-        return last["val"]
+    def fun_and_grad(theta):  # called once per distinct theta (optim.cached)
+        W, a = _unpack(theta, m, d)
+        L, gW, ga, u = net.gradients(X, y, W, a)
+        dW, da = W - W.mean(axis=0), a - a.mean()  # (m, d), (m,)
+        trace["spread"].append(float(np.sqrt(np.max(np.sum(dW**2, axis=1) + da**2))))
+        trace["copies_dev"].append(
+            max(float(np.max(np.abs(W - W[0]))), float(np.max(np.abs(a - a[0]))))
+        )
+        trace["g"].append(X.T @ ((u - y) * (X @ W[0] >= 0)))  # (d,)
+        return L, _pack(gW, ga)
 
-    return (lambda t: evaluate(t)[0]), (lambda t: evaluate(t)[1])
+    return optim.cached(fun_and_grad)
 
 
 def _train(X, y, W0, a0, *, eta, steps):
