@@ -61,6 +61,14 @@ def kernel_error(X: np.ndarray, Theta: np.ndarray, *, widths, draws: int, rng) -
     return err
 
 
+def _slope_line(ax, loss, slope, **kw):
+    """Dashed line ``L(k0) exp(slope (k - k0))`` through the loss where it crosses 1e-3 L(0)."""
+    ratio = loss / loss[0]
+    k0 = int(np.argmax(ratio <= 1e-3)) if np.any(ratio <= 1e-3) else len(loss) // 2
+    k = np.arange(len(loss))
+    ax.semilogy(k, ratio[k0] * np.exp(slope * (k - k0)), "--", **kw)
+
+
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
     cfg = CONFIG["quick" if quick else "full"]
@@ -140,14 +148,6 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "kernel_error_mean": err_mean,
         "kernel_error_all": err,
     }
-
-
-def _slope_line(ax, loss, slope, **kw):
-    """Dashed line ``L(k0) exp(slope (k - k0))`` through the loss where it crosses 1e-3 L(0)."""
-    ratio = loss / loss[0]
-    k0 = int(np.argmax(ratio <= 1e-3)) if np.any(ratio <= 1e-3) else len(loss) // 2
-    k = np.arange(len(loss))
-    ax.semilogy(k, ratio[k0] * np.exp(slope * (k - k0)), "--", **kw)
 
 
 def plot(result: dict):

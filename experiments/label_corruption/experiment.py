@@ -183,6 +183,13 @@ def summarize(s: dict, c: dict, n_test: int) -> dict:
     }
 
 
+def _by_level(ax, p, values, color, label):
+    """Each draw as a faint dot, the mean over draws as a line."""
+    values = np.asarray(values)  # (len(LEVELS), draws)
+    ax.plot(np.repeat(p, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35, ms=4)
+    ax.plot(p, values.mean(axis=1), "o-", color=color, label=label)
+
+
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
     cfg = CONFIG["quick" if quick else "full"]
@@ -264,13 +271,6 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "test_error_digits": dig["test_error"],
     }
     return out
-
-
-def _by_level(ax, p, values, color, label):
-    """Each draw as a faint dot, the mean over draws as a line."""
-    values = np.asarray(values)  # (len(LEVELS), draws)
-    ax.plot(np.repeat(p, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35, ms=4)
-    ax.plot(p, values.mean(axis=1), "o-", color=color, label=label)
 
 
 def plot(result: dict):

@@ -189,6 +189,13 @@ def eval_ratio(result: dict, method: str) -> float:
     return float(calls[method] / calls["gd"])
 
 
+def short(name: str) -> str:
+    """Tick label of a problem: ``$\\kappa$=100`` for a quadratic, a short name otherwise."""
+    if name.startswith("quadratic"):
+        return r"$\kappa$=" + name.split(",")[1].split("=")[1].strip()
+    return {"logistic regression": "logistic", "ReLU net": "net"}.get(name, name)
+
+
 # --------------------------------------------------------------------------- run / plot
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Iterations, evaluations and accepted steps of GD at ``1/L`` vs Armijo on three problems."""
@@ -261,13 +268,6 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "eval_ratio_quad_hardest_fixed": eval_ratio(hardest, "fixed"),
         "eval_ratio_quad_hardest_warm": eval_ratio(hardest, "warm"),
     }
-
-
-def short(name: str) -> str:
-    """Tick label of a problem: ``$\\kappa$=100`` for a quadratic, a short name otherwise."""
-    if name.startswith("quadratic"):
-        return r"$\kappa$=" + name.split(",")[1].split("=")[1].strip()
-    return {"logistic regression": "logistic", "ReLU net": "net"}.get(name, name)
 
 
 def plot(result: dict):

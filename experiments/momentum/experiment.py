@@ -269,6 +269,10 @@ def bridge(cfg: dict, rng: np.random.Generator) -> dict:
     }
 
 
+COLORS = {"GD, small step 0.5/L": "C7", "GD, large step 2/(L+mu)": "C0", "heavy ball": "C1"}
+COLORS["Nesterov"] = "C2"
+
+
 # --------------------------------------------------------------------------- run / plot
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Rates vs kappa, iterations vs kappa, the 2-D valley and the ReLU-net bridge."""
@@ -289,10 +293,6 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     bridged = bridge(cfg["net"], rng_net)
     progress(4, 4, "net")
     return {**rates, **iterations, **valleys, **bridged}
-
-
-COLORS = {"GD, small step 0.5/L": "C7", "GD, large step 2/(L+mu)": "C0", "heavy ball": "C1"}
-COLORS["Nesterov"] = "C2"
 
 
 def plot(result: dict):

@@ -227,6 +227,14 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
     }
 
 
+def _shade(ax, right):
+    for lo, hi, color in ((0, 1, "C2"), (1, 2, "C1"), (2, right, "C3")):
+        ax.axvspan(lo, hi, color=color, alpha=0.07, lw=0)
+    for edge in (1.0, 2.0):
+        ax.axvline(edge, color="0.5", lw=0.8, ls=":")
+    ax.set_xlim(0, right)
+
+
 # --------------------------------------------------------------------------- run / plot
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Regimes over an ``eta`` grid on a quadratic and on the (linearised) ReLU net."""
@@ -241,14 +249,6 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     relu = net_regimes(cfg["net"], cfg["margin_net"], rng_net)
     progress(2, 2, "net")
     return {**quadratic, **relu, "margin_quad": cfg["margin_quad"], "margin_net": cfg["margin_net"]}
-
-
-def _shade(ax, right):
-    for lo, hi, color in ((0, 1, "C2"), (1, 2, "C1"), (2, right, "C3")):
-        ax.axvspan(lo, hi, color=color, alpha=0.07, lw=0)
-    for edge in (1.0, 2.0):
-        ax.axvline(edge, color="0.5", lw=0.8, ls=":")
-    ax.set_xlim(0, right)
 
 
 def plot(result: dict):
