@@ -396,6 +396,10 @@ BROKEN = {
         _replace_code("def run(*, quick, seed,", "def run(quick, seed, *,"),
         "run() must take keyword-only arguments quick and seed",
     ),
+    "run() without keyword-only progress": (
+        _replace_code(', progress=lambda i, total, label="": None)', ")"),
+        "run() must take a keyword-only argument progress",
+    ),
     "run() returns a list": (
         _replace_code("    return {", "    return [1.0]\n    return {"),
         "tiny (seed 0): run() must return a dict, got list",
