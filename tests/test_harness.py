@@ -274,9 +274,12 @@ def _remove_question(folder):
 
 
 def _replace_code(old, new):
-    return lambda folder: (folder / "experiment.py").write_text(
-        (folder / "experiment.py").read_text().replace(old, new)
-    )
+    def edit(folder):
+        code = (folder / "experiment.py").read_text()
+        assert old in code, f"the tiny experiment no longer contains {old!r}"
+        (folder / "experiment.py").write_text(code.replace(old, new))
+
+    return edit
 
 
 def _checks(text):
@@ -397,7 +400,7 @@ BROKEN = {
         "run() must take keyword-only arguments quick and seed",
     ),
     "run() without keyword-only progress": (
-        _replace_code(', progress=lambda i, total, label="": None)', ")"),
+        _replace_code("def run(*, quick, seed, progress):", "def run(*, quick, seed):"),
         "run() must take a keyword-only argument progress",
     ),
     "run() returns a list": (
