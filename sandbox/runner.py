@@ -128,6 +128,11 @@ def run_experiment(
     module = exp.load_module()
     mode = "quick" if quick else "full"
     t0 = time.perf_counter()
+    if progress is None:  # experiments call progress unconditionally
+
+        def progress(i, total, label=""):
+            return None
+
     result = module.run(quick=quick, seed=seed, progress=progress)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)
