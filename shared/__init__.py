@@ -12,8 +12,9 @@ Modules (one concept each):
 - :mod:`shared.plotting` -- one look for every figure, saved headless.
 - :mod:`shared.backend`  -- the GD loop and Gram tools on any array-API library (GPU arrays).
 
-Underneath, :mod:`shared._engine` is the speed machinery of the GD step (neuron
-blocks in cache, threads); :mod:`shared.net` is the interface to it.
+Underneath, :mod:`shared._engine` is the speed machinery of GD (neuron blocks in
+cache, threads, the fused step, the recorded traces); :mod:`shared.net` is the
+interface to it, next to the plain loop it is tested against (``gd_reference``).
 
 The tooling lives apart, in the :mod:`sandbox` package: it discovers, runs, checks
 and sweeps experiments. The science never imports it.

@@ -1,4 +1,4 @@
-"""The GD step of :mod:`shared.net`: blocked over neurons, shared between threads.
+"""The speed machinery of :mod:`shared.net`: GD blocked over neurons, shared between threads.
 
 A GD step on ``W`` costs two matrix products of ``n * m * d`` multiply-adds,
 ``Z = X W^T`` and ``M^T B`` with ``M = 1{Z >= 0}`` and ``B = eta c (u - y) * X``
@@ -11,20 +11,31 @@ product, the new rows of ``W``) and then the forward pass of step ``k + 1``
 bool pattern of the whole net is stored. The blocks are shared out to threads,
 each calling a one-thread BLAS, which meet once per step to sum ``u``; the
 blocks fix every summation order, so the numbers do not depend on the thread
-count. Private: :func:`shared.net.train` and :func:`shared.net.gradients` are
-the interface.
+count, and they differ from the plain loop :func:`shared.net.gd_reference` only
+by the order of the sums.
+
+Contents, in the order a step uses them: :class:`Workspace` (buffers and
+threads), the forward pass, the backward pass (:class:`FirstLayer` or
+:class:`BothLayers`, whichever layers train), :func:`descend` (the fused step),
+:class:`Recorder` (the traces) and :func:`gd` (the loop). Private:
+:func:`shared.net.train` and :func:`shared.net.gradients` are the interface.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
+
+from shared.kernels import gram_h
 
 _BLOCK_ELEMENTS = 2**18  # pre-activations per block by default: 2 MiB of float64
 
@@ -158,35 +169,14 @@ def forward_block(X, W, a, ws: Workspace, j: int, i: int) -> None:
     np.matmul(Z, a[s:e], out=ws.u_blocks[i])
 
 
-def sum_u(c, ws: Workspace) -> np.ndarray:
+def sum_u(c: float, ws: Workspace) -> np.ndarray:
     """``u = c sum_b relu(Z_b) a_b`` into ``ws.u``, summed in block order (any thread count)."""
     u = np.sum(ws.u_blocks, axis=0, out=ws.u)
     u *= c
     return u
 
 
-def backward_block(X, B, W, a, ws: Workspace, j: int, i: int, *, coef, out, W_minus, grad_a, c):
-    """Block ``i`` of :func:`backward` on thread ``j``, from the stored pattern of the block."""
-    s, e = ws.blocks[i]
-    M = ws.scratch(j, s, e)  # (n, b)
-    np.copyto(M, ws.pattern(s, e))  # the 0/1 pattern, made in cache
-    P = np.matmul(M.T, B, out=out[s:e])  # (b, d)
-    if grad_a is not None:
-        np.einsum("md,md->m", W[s:e], P, out=grad_a[s:e])
-        grad_a[s:e] *= c
-        P *= (coef * a[s:e])[:, None]
-    else:
-        P *= a[s:e, None]
-    if W_minus is not None:
-        np.subtract(W_minus[s:e], P, out=P)
-
-
-def residual_factor(X, r, ws: Workspace, scale: float) -> np.ndarray:
-    """``B = scale r * X (n, d)``, the small factor of the backward product."""
-    return np.multiply(X, (scale * r)[:, None], out=ws.B)
-
-
-def forward(X, W, a, c, ws: Workspace) -> np.ndarray:
+def forward(X, W, a, c: float, ws: Workspace) -> np.ndarray:
     """``u = c relu(X W^T) a`` into ``ws.u``; the pattern ``1{X W^T >= 0}`` into ``ws.mask``."""
 
     def work(j, part):
@@ -197,48 +187,276 @@ def forward(X, W, a, c, ws: Workspace) -> np.ndarray:
     return sum_u(c, ws)
 
 
-def backward(X, r, W, a, ws: Workspace, *, coef, out, W_minus=None, grad_a=None, c=1.0):
-    """``out = coef diag(a) P`` with ``P = 1{X W^T >= 0}^T (r * X)``, from the last forward pass.
+# --------------------------------------------------------------------------- backward
+# Both layers' gradients come from one product per block, ``P = M_b^T B (b, d)``
+# with ``M_b`` the block's 0/1 pattern and ``B`` an ``(n, d)`` multiple of
+# ``r * X``. Which multiple, and what is done with ``P``, depends on the layers
+# that train: the two classes below say it with named fields.
+@dataclass(frozen=True)
+class FirstLayer:
+    """``W`` alone: rows ``coef a_r sum_i r_i 1{w_r.x_i >= 0} x_i`` (``coef = c`` gives ``dL/dW``).
 
-    ``coef`` is folded into the ``(n, d)`` factor ``r * X`` and ``a`` into the
-    ``(m, d)`` result, so no ``(n, m)`` array is scaled; the 0/1 pattern of a
-    block is made from the stored bool one in the thread's scratch, in cache.
-    With ``W_minus`` the result is ``W_minus - coef diag(a) P`` (the GD update,
-    written into ``out``, which must not overlap ``W`` or ``W_minus``). With
-    ``grad_a`` (an ``(m,)`` buffer) it also gives
-    ``dL/da_r = c w_r . P_r = c sum_i r_i relu(w_r . x_i)``, as ``relu(z) = z 1{z >= 0}``.
+    ``coef`` (``c`` for the gradient, ``eta c`` for a GD step) is folded into the
+    ``(n, d)`` factor ``B = coef r * X`` and ``a`` into the ``(b, d)`` block of
+    rows, so no ``(n, m)`` array is scaled.
     """
-    B = residual_factor(X, r, ws, 1.0 if grad_a is not None else coef)
-    kw = {"coef": coef, "out": out, "W_minus": W_minus, "grad_a": grad_a, "c": c}
+
+    coef: float
+    trains_a: ClassVar[bool] = False
+
+    def factor(self, X, r, ws: Workspace) -> np.ndarray:
+        return np.multiply(X, (self.coef * r)[:, None], out=ws.B)  # (n, d)
+
+    def finish(self, P, W, a, s: int, e: int) -> None:
+        P *= a[s:e, None]  # (b, d)
+
+
+@dataclass(frozen=True)
+class BothLayers:
+    """``W`` and ``a``: rows ``coef a_r P_r`` and ``grad_a[r] = c w_r . P_r``, ``P = M^T (r * X)``.
+
+    ``dL/da_r = c sum_i r_i relu(w_r . x_i) = c w_r . P_r`` because
+    ``relu(z) = z 1{z >= 0}``, so one product serves both layers. The two need
+    different factors, so ``B = r * X`` is left unscaled and ``coef`` (``c`` for
+    the gradient, ``eta c`` for a GD step) multiplies the rows. ``grad_a (m,)``
+    is written.
+    """
+
+    coef: float
+    c: float
+    grad_a: np.ndarray
+    trains_a: ClassVar[bool] = True
+
+    def factor(self, X, r, ws: Workspace) -> np.ndarray:
+        return np.multiply(X, r[:, None], out=ws.B)  # (n, d)
+
+    def finish(self, P, W, a, s: int, e: int) -> None:
+        np.einsum("md,md->m", W[s:e], P, out=self.grad_a[s:e])
+        self.grad_a[s:e] *= self.c
+        P *= (self.coef * a[s:e])[:, None]  # (b, d)
+
+
+Layers = FirstLayer | BothLayers
+
+
+def backward_block(B, W, a, ws: Workspace, j: int, i: int, layers: Layers, out) -> np.ndarray:
+    """Block ``i`` of the backward pass on thread ``j``, from the stored pattern of the block.
+
+    ``out[s:e] = P`` finished by ``layers``; returns that ``(b, d)`` view. The 0/1
+    pattern is made from the stored bool one in the thread's scratch, in cache.
+    """
+    s, e = ws.blocks[i]
+    M = ws.scratch(j, s, e)  # (n, b)
+    np.copyto(M, ws.pattern(s, e))  # the 0/1 pattern, made in cache
+    P = np.matmul(M.T, B, out=out[s:e])  # (b, d)
+    layers.finish(P, W, a, s, e)
+    return P
+
+
+def backward(X, r, W, a, ws: Workspace, layers: Layers, *, out) -> None:
+    """The backward pass from the pattern of the last forward pass, ``r = u - y`` the residual.
+
+    ``out (m, d)`` gets the rows of ``layers`` (``dL/dW`` when ``coef = c``);
+    :class:`BothLayers` also fills its ``grad_a``.
+    """
+    B = layers.factor(X, r, ws)
 
     def work(j, part):
         for i in part:
-            backward_block(X, B, W, a, ws, j, i, **kw)
+            backward_block(B, W, a, ws, j, i, layers, out)
 
     ws.run(work)
 
 
-def descend(X, r, W, a, ws: Workspace, *, eta, c, W_next, a_next=None, grad_a=None):
+def descend(X, r, W, a, ws: Workspace, layers: Layers, *, c, eta, W_next, a_next=None):
     """One GD step and the next forward pass, fused block by block in one pass of the threads.
 
-    Per block: ``W(k+1)`` (and ``a(k+1)`` with ``grad_a``) from the pattern of
-    ``W(k)``, then the block's forward pass at ``W(k+1)``, while the block is in
-    cache; the threads meet once per step instead of twice. Returns ``u(k+1)``;
-    ``ws.mask`` then holds the pattern of ``W(k+1)``.
+    ``layers.coef`` is ``eta c``. Per block: ``W(k+1) = W(k) - coef diag(a) P``
+    (and ``a(k+1) = a(k) - eta grad_a`` with :class:`BothLayers`) from the
+    pattern of ``W(k)``, then the block's forward pass at ``W(k+1)``, while the
+    block is in cache; the threads meet once per step instead of twice. Returns
+    ``u(k+1)``; ``ws.mask`` then holds the pattern of ``W(k+1)``. ``W_next`` and
+    ``a_next`` must not overlap ``W`` and ``a``.
     """
-    coef = float(eta) * c
-    B = residual_factor(X, r, ws, 1.0 if grad_a is not None else coef)
-    kw = {"coef": coef, "out": W_next, "W_minus": W, "grad_a": grad_a, "c": c}
-    a_new = a if grad_a is None else a_next
+    B = layers.factor(X, r, ws)
+    a_new = a_next if layers.trains_a else a
 
     def work(j, part):
         for i in part:
-            backward_block(X, B, W, a, ws, j, i, **kw)
-            if grad_a is not None:
-                s, e = ws.blocks[i]
-                np.multiply(grad_a[s:e], -float(eta), out=a_next[s:e])
+            P = backward_block(B, W, a, ws, j, i, layers, W_next)
+            s, e = ws.blocks[i]
+            np.subtract(W[s:e], P, out=P)  # W(k+1) rows
+            if layers.trains_a:
+                np.multiply(layers.grad_a[s:e], -float(eta), out=a_next[s:e])
                 a_next[s:e] += a[s:e]
             forward_block(X, W_next, a_new, ws, j, i)
 
     ws.run(work)
     return sum_u(c, ws)
+
+
+# --------------------------------------------------------------------------- records
+class Recorder:
+    """The traces of :class:`shared.net.TrainResult`, from the step's own activation pattern.
+
+    A record visits the blocks of the step on the step's threads, with buffers
+    allocated once: per block, the pattern is compared with step 0's into a
+    bool scratch and the moves ``||w_r(k) - w_r(0)||^2`` are summed row by row.
+    """
+
+    def __init__(self, X, W0, ws: Workspace, *, track_kernel: bool):
+        self.X, self.W0, self.ws, self.track_kernel = X, W0, ws, track_kernel
+        self.mask0 = ws.mask.copy()  # pattern at step 0, filled by the first forward pass
+        self._diff = [np.empty(ws.n * ws.width, dtype=bool) for _ in ws.parts]
+        self._D = np.empty_like(W0)  # (m, d), W(k) - W(0)
+        self._sq = np.empty(W0.shape[0], dtype=W0.dtype)  # (m,), ||w_r(k) - w_r(0)||^2
+        self.steps, self.flips, self.rms, self.max, self.fro, self.lam = [], [], [], [], [], []
+
+    def __call__(self, k: int, W: np.ndarray) -> None:
+        ws, n = self.ws, self.ws.n
+
+        def work(j, part):
+            changed = 0
+            for i in part:
+                s, e = ws.blocks[i]
+                diff = self._diff[j][: n * (e - s)].reshape(n, e - s)
+                changed += np.count_nonzero(
+                    np.not_equal(ws.pattern(s, e), ws.pattern(s, e, self.mask0), out=diff)
+                )
+                D = np.subtract(W[s:e], self.W0[s:e], out=self._D[s:e])
+                np.einsum("md,md->m", D, D, out=self._sq[s:e])
+            return changed
+
+        flipped = sum(ws.run(work))
+        sq = self._sq
+        self.steps.append(k)
+        self.flips.append(flipped / self.mask0.size)
+        self.rms.append(float(np.sqrt(np.mean(sq))))
+        self.max.append(float(np.sqrt(sq.max())))
+        self.fro.append(float(np.sqrt(sq.sum())))
+        if self.track_kernel:
+            with ws.full_blas():
+                self.lam.append(float(np.linalg.eigvalsh(gram_h(self.X, W))[0]))
+
+
+# --------------------------------------------------------------------------- the run
+@dataclass
+class Run:
+    """What :func:`gd` hands back to :func:`shared.net.train`.
+
+    ``losses`` ends at the last step kept (the divergence step excluded);
+    ``W``, ``a``, ``u`` are the iterate of that step. ``diverged_loss`` is
+    ``L(diverged_step)``, the value that ended the run. ``recorder`` is ``None``
+    only when the loss at step 0 already failed the test.
+    """
+
+    losses: np.ndarray
+    W: np.ndarray
+    a: np.ndarray
+    u: np.ndarray
+    recorder: Recorder | None
+    diverged_step: int | None
+    diverged_loss: float | None
+    stopped_step: int | None
+    stopped_by_callback: bool
+
+
+def gd(
+    X,
+    y,
+    W0,
+    a0,
+    *,
+    c: float,
+    eta: float,
+    steps: int,
+    train_a: bool,
+    record_every: int,
+    track_kernel: bool,
+    tol: float | None,
+    loss_bound: Callable[[float], float],
+    progress: Callable[[int, int], object] | None,
+    callback: Callable[..., object] | None,
+    block: int | None,
+    threads: int | None,
+) -> Run:
+    """The GD loop of :func:`shared.net.train` on validated inputs; ``c = scale / sqrt(m)``.
+
+    A step ``k`` ends the run as diverged when ``L(k)`` is non-finite or above
+    ``loss_bound(L(0))``. Two buffers per trained array: ``W(k+1)`` is written
+    next to ``W(k)``, so the last iterate kept survives a divergence without a
+    copy per step.
+    """
+    n, d = X.shape
+    m = W0.shape[0]
+    W, W_next = W0.copy(), np.empty_like(W0)
+    a, a_next = a0.copy(), (np.empty_like(a0) if train_a else None)
+    coef = float(eta) * c
+    if train_a:
+        layers = BothLayers(coef=coef, c=c, grad_a=np.empty_like(a0))
+    else:
+        layers = FirstLayer(coef=coef)
+    losses = np.empty(steps + 1)
+    rec = u_prev = bound = diverged_step = diverged_loss = stopped_step = None
+    stopped_by_callback = False
+    threads = blas_threads() if threads is None else threads
+    with Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
+        for k in range(steps + 1):
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = u - y  # (n,)
+                L = 0.5 * float(r @ r)
+            if k == 0:
+                bound = loss_bound(L) if math.isfinite(L) else math.inf
+            if not math.isfinite(L) or L > bound:
+                diverged_step, diverged_loss = k, L
+                break
+            losses[k] = L
+            u_prev = u.copy()
+            if k == 0:
+                rec = Recorder(X, W0, ws, track_kernel=track_kernel)
+            if tol is not None and L <= tol * losses[0]:
+                stopped_step = k
+            if k % record_every == 0 or k == steps or stopped_step is not None:
+                rec(k, W)
+                if progress is not None:
+                    progress(k, steps)
+                if callback is not None:
+                    with ws.full_blas():
+                        stopped_by_callback = bool(callback(k, *_read_only(W, a, u)))
+            if k == steps or stopped_step is not None or stopped_by_callback:
+                break
+            with np.errstate(over="ignore", invalid="ignore"):
+                u = descend(
+                    X, r, W, a, ws, layers, c=c, eta=eta, W_next=W_next, a_next=a_next
+                )  # u(k+1), pattern of W(k+1) in ws.mask
+            W, W_next = W_next, W
+            if train_a:
+                a, a_next = a_next, a
+
+    if diverged_step is not None:
+        losses = losses[:diverged_step]
+        if diverged_step > 0:  # back to the last iterate kept, k = diverged_step - 1
+            W, a = W_next, (a_next if train_a else a)
+    else:
+        losses = losses[: k + 1]  # k = steps, or the step that stopped the run
+    return Run(
+        losses=losses,
+        W=W,
+        a=a,
+        u=u_prev,
+        recorder=rec,
+        diverged_step=diverged_step,
+        diverged_loss=diverged_loss,
+        stopped_step=stopped_step,
+        stopped_by_callback=stopped_by_callback,
+    )
+
+
+def _read_only(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Views of ``arrays`` that cannot be written through (the buffers stay writable)."""
+    views = [A.view() for A in arrays]
+    for A in views:
+        A.setflags(write=False)
+    return views

@@ -19,15 +19,29 @@ _REAL_KINDS = "iuf"
 
 
 def array(
-    name: str, value, *, ndim: int | None, dtype=None, shape=None, nonempty: bool = False
-) -> np.ndarray:
+    name: str,
+    value,
+    *,
+    ndim: int | None,
+    dtype=None,
+    shape=None,
+    nonempty: bool = False,
+    xp=None,
+):
     """Return ``value`` as a finite floating array of rank ``ndim`` (any rank if ``None``).
 
     ``shape`` may fix some axes: a tuple with ``None`` for free axes. With
     ``nonempty`` every axis must have at least one entry. Integer input is
     promoted to float64; float32 is kept when given; ``dtype`` forces one (a
     cast that overflows the target, e.g. float64 to float32, is an error).
+
+    ``xp`` is an array API namespace (:mod:`shared.backend`): ``value`` is then
+    an array of it, checked with the standard's functions only, so the same
+    checks and messages serve numpy and GPU arrays (integers are promoted to the
+    namespace's default real floating dtype).
     """
+    if xp is not None:
+        return _array_xp(name, value, xp, ndim=ndim, dtype=dtype, shape=shape, nonempty=nonempty)
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as err:  # ragged nested lists and the like
@@ -45,7 +59,7 @@ def array(
             if want is not None and arr.shape[axis] != want:
                 raise ValueError(f"{name}: expected shape {_fmt_shape(shape)}, got {arr.shape}")
     if nonempty and 0 in arr.shape:
-        raise ValueError(f"{name}: expected at least one entry along every axis, got {arr.shape}")
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: expected finite values, got {bad} non-finite entries")
@@ -62,6 +76,42 @@ def array(
             )
         return out
     return arr.astype(dtype, copy=False)
+
+
+def _array_xp(name: str, arr, xp, *, ndim, dtype, shape, nonempty):
+    """:func:`array` for an array of the array API namespace ``xp``."""
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {tuple(arr.shape)}")
+    if not xp.isdtype(arr.dtype, ("real floating", "integral")):
+        raise ValueError(
+            f"{name}: expected a real numeric array (integer or float), got dtype {arr.dtype}"
+        )
+    if shape is not None:
+        for axis, want in enumerate(shape):
+            if want is not None and arr.shape[axis] != want:
+                raise ValueError(
+                    f"{name}: expected shape {_fmt_shape(shape)}, got {tuple(arr.shape)}"
+                )
+    if nonempty and 0 in tuple(arr.shape):
+        raise ValueError(f"{name}: expected a non-empty array, got shape {tuple(arr.shape)}")
+    if dtype is None:
+        floating = xp.isdtype(arr.dtype, "real floating")
+        dtype = arr.dtype if floating else _default_float(xp, arr)
+    if arr.dtype != dtype:
+        arr = xp.astype(arr, dtype)
+    finite = xp.isfinite(arr)
+    if not bool(xp.all(finite)):
+        bad = int(xp.sum(xp.astype(~finite, xp.int64)))
+        raise ValueError(f"{name}: expected finite values, got {bad} non-finite entries")
+    return arr
+
+
+def _default_float(xp, arr):
+    """The namespace's default real floating dtype on the device of ``arr``."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:  # pragma: no cover - namespaces older than the 2023.12 standard
+        return xp.float64
+    return info().default_dtypes(device=arr.device)["real floating"]
 
 
 def float_dtype(name: str, value) -> np.dtype:
@@ -114,9 +164,23 @@ def unit_rows(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return norms, Xs / ns[:, None]
 
 
-def nonzero_rows(name: str, X: np.ndarray) -> np.ndarray:
-    """Return the row norms of ``X`` (see :func:`row_norms`); raise if any row is zero."""
-    return unit_rows(name, X)[0]
+def nonzero_rows(name: str, X, *, xp=None):
+    """Return the row norms of ``X (n, d)`` (see :func:`row_norms`); raise if any row is zero.
+
+    ``xp`` as in :func:`array`: ``X`` an array of that namespace (plain
+    ``vector_norm`` there).
+    """
+    if xp is None:
+        return unit_rows(name, X)[0]
+    norms = xp.linalg.vector_norm(X, axis=1)
+    is_zero = norms == 0
+    count = int(xp.sum(xp.astype(is_zero, xp.int64)))
+    if count:
+        first = int(xp.argmax(xp.astype(is_zero, xp.int8)))
+        raise ValueError(
+            f"{name}: expected non-zero rows, got {count} zero-norm rows (first at index {first})"
+        )
+    return norms
 
 
 def symmetric(name: str, H, *, n: int | None = None) -> np.ndarray:

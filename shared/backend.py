@@ -27,9 +27,10 @@ it is installed (it adds PyTorch and older CuPy / JAX) and never required.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from shared import _validate as v
 
 try:  # optional: wraps libraries whose arrays lack __array_namespace__ (PyTorch)
     from array_api_compat import array_namespace as _compat_namespace
@@ -94,59 +95,6 @@ def namespace(*arrays, names=None):
     return xp
 
 
-# --------------------------------------------------------------------------- validation
-def _array(xp, name: str, x, *, ndim: int, dtype=None, shape=None):
-    """``x`` as a finite real floating array of rank ``ndim`` (cast to ``dtype`` if given).
-
-    Integer and boolean input is promoted to the namespace's default real
-    floating dtype; float32 is kept when given. ``shape`` fixes some axes
-    (``None`` for a free axis).
-    """
-    if x.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {tuple(x.shape)}")
-    if dtype is None:
-        if xp.isdtype(x.dtype, "real floating"):
-            dtype = x.dtype
-        elif xp.isdtype(x.dtype, ("integral", "bool")):
-            dtype = _default_float(xp, x)
-        else:
-            raise ValueError(f"{name}: expected a real numeric array, got dtype {x.dtype}")
-    elif not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {x.dtype}")
-    if x.dtype != dtype:
-        x = xp.astype(x, dtype)
-    if shape is not None:
-        for axis, want in enumerate(shape):
-            if want is not None and x.shape[axis] != want:
-                parts = ["*" if w is None else str(w) for w in shape]
-                want_s = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
-                raise ValueError(f"{name}: expected shape {want_s}, got {tuple(x.shape)}")
-    if not bool(xp.all(xp.isfinite(x))):
-        bad = int(xp.sum(xp.astype(~xp.isfinite(x), x.dtype)))
-        raise ValueError(f"{name}: expected finite values, got {bad} non-finite entries")
-    return x
-
-
-def _default_float(xp, x):
-    info = getattr(xp, "__array_namespace_info__", None)
-    if info is None:  # pragma: no cover - namespaces older than the 2023.12 standard
-        return xp.float64
-    return info().default_dtypes(device=x.device)["real floating"]
-
-
-def _positive(name: str, value, *, integer: bool = False, allow_zero: bool = False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(
-            f"{name}: expected {'an integer' if integer else 'a real number'}, got {value!r}"
-        )
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(
-            f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}"
-        )
-    return value
-
-
 # --------------------------------------------------------------------------- kernels
 def h_inf(X):
     """Infinite-width Gram matrix ``H_inf_ij = x_i.x_j (pi - arccos(cos_ij)) / (2 pi)``.
@@ -167,12 +115,9 @@ def h_inf(X):
     H : (n, n) array in the namespace, device and dtype of ``X``.
     """
     xp = namespace(X, names=["X"])
-    X = _array(xp, "X", X, ndim=2)
+    X = v.array("X", X, ndim=2, xp=xp, nonempty=True)
     n = X.shape[0]
-    norms = xp.linalg.vector_norm(X, axis=1)  # (n,)
-    zero = int(xp.sum(xp.astype(norms == 0, norms.dtype)))
-    if zero:
-        raise ValueError(f"X: expected non-zero rows, got {zero} zero-norm rows")
+    norms = v.nonzero_rows("X", X, xp=xp)  # (n,)
     Xn = X / norms[:, None]  # (n, d), unit rows
     C = Xn @ Xn.T  # (n, n), cosines
     C = 0.5 * (C + C.T)  # exact symmetry
@@ -205,9 +150,9 @@ def gram_h(X, W, *, chunk: int = 4096):
     H : (n, n) array in the namespace, device and dtype of ``X``.
     """
     xp = namespace(X, W, names=["X", "W"])
-    X = _array(xp, "X", X, ndim=2)
-    W = _array(xp, "W", W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]))
-    _positive("chunk", chunk, integer=True)
+    X = v.array("X", X, ndim=2, xp=xp, nonempty=True)
+    W = v.array("W", W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]), xp=xp, nonempty=True)
+    v.positive("chunk", chunk, integer=True)
     n, m = X.shape[0], W.shape[0]
     if X.dtype == xp.float32 and m >= 2**24:
         raise ValueError(f"W: expected fewer than 2**24 neurons for exact float32 counts, got {m}")
@@ -244,18 +189,22 @@ def train_gd(X, y, W0, a0, *, eta: float, steps: int):
     Raises
     ------
     ValueError
-        On invalid inputs, or naming the step ``k`` at which the loss became
-        non-finite (``eta`` above the stability limit ``2 / lambda_max(H(0))``).
+        On invalid inputs, or naming the step ``k`` at which the run diverged
+        (``eta`` above the stability limit ``2 / lambda_max(H(0))``): its loss is
+        non-finite or exceeds ``max(L(0), ||y||^2 / 2) / eps^2``, the bound of
+        :func:`shared.net.train` (the labels are then below the rounding error
+        of the residual).
     """
     xp = namespace(X, y, W0, a0, names=["X", "y", "W0", "a0"])
-    X = _array(xp, "X", X, ndim=2)
-    y = _array(xp, "y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
-    W = _array(xp, "W0", W0, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]))
-    a = _array(xp, "a0", a0, ndim=1, dtype=X.dtype, shape=(W.shape[0],))
-    _positive("eta", eta)
-    _positive("steps", steps, integer=True, allow_zero=True)
+    X = v.array("X", X, ndim=2, xp=xp, nonempty=True)
+    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],), xp=xp, nonempty=True)
+    W = v.array("W0", W0, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]), xp=xp, nonempty=True)
+    a = v.array("a0", a0, ndim=1, dtype=X.dtype, shape=(W.shape[0],), xp=xp, nonempty=True)
+    v.positive("eta", eta)
+    v.positive("steps", steps, integer=True, allow_zero=True)
     c = 1.0 / math.sqrt(W.shape[0])  # Python float: float32 stays float32
     coef = float(eta) * c
+    eps = float(xp.finfo(X.dtype).eps)
     losses: list[float] = []
     # numpy-backed namespaces (numpy, array_api_strict) warn on the overflow of a
     # diverging run; it is detected below from the loss, so the warnings are muted
@@ -265,12 +214,15 @@ def train_gd(X, y, W0, a0, *, eta: float, steps: int):
             u = c * (xp.where(Z >= 0.0, Z, xp.zeros_like(Z)) @ a)  # (n,), relu(Z) a / sqrt(m)
             r = u - y  # (n,), residual
             L = 0.5 * float(xp.sum(r * r))
-            if not math.isfinite(L):
-                if k == 0:
+            if k == 0:
+                if not math.isfinite(L):
                     raise ValueError(f"W0: the loss at step 0 is non-finite ({L})")
+                bound = max(L, 0.5 * float(xp.sum(y * y))) / eps**2  # L_div of net.train
+            if not math.isfinite(L) or L > bound:
                 raise ValueError(
-                    f"eta: the loss became non-finite at step {k}; eta={eta:g} exceeds the "
-                    f"stability limit 2/lambda_max(H(0))"
+                    f"eta: the loss diverged at step {k}: L({k}) = {L:.3g} is non-finite or "
+                    f"exceeds L_div = max(L(0), ||y||^2/2) / eps^2 = {bound:.3g}; eta={eta:g} "
+                    f"is above the stability limit 2/lambda_max(H(0))"
                 )
             losses.append(L)
             if k == steps:

@@ -1,34 +1,41 @@
-"""The two-layer ReLU net of Du, Zhai, Poczos, Singh (ICLR 2019), with explicit gradients.
+"""The two-layer ReLU net of Du, Zhai, Poczos, Singh (ICLR 2019, arXiv 1810.02054).
 
-``u_i = f(W, a, x_i) = (scale / sqrt(m)) * sum_r a_r relu(w_r . x_i)``   (paper Eq. (1), scale = 1)
+Read top to bottom, this module follows the set-up of the paper:
 
-with ``W (m, d)``, ``a (m,)``, ``X (n, d)``, ``u (n,)``, and the loss
-``L = 1/2 ||u - y||^2`` (no ``1/n``). Init: ``w_r ~ N(0, I_d)``,
-``a_r ~ unif{-1, +1}``. The paper trains ``W`` only; ``train_a=True`` trains
-both layers (its Sec. 3.2).
+- the model ``u_i = f(W, a, x_i) = (scale / sqrt(m)) sum_r a_r relu(w_r . x_i)``
+  (Eq. (1), ``scale = 1``), with ``W (m, d)``, ``a (m,)``, ``X (n, d)``,
+  ``u (n,)``; init ``w_r ~ N(0, I_d)``, ``a_r ~ unif{-1, +1}``
+  (:func:`init_net`, :func:`predict`);
+- its loss ``L = 1/2 ||u - y||^2``, a sum with no ``1/n`` (Eq. (2), :func:`loss`);
+- its explicit gradients (Eq. (4), :func:`gradients`, :func:`jacobian_W`,
+  :func:`objective`);
+- gradient descent ``W(k+1) = W(k) - eta dL/dW`` (Eq. (6)), first as a plain
+  loop of a few lines (:func:`gd_reference`), then as :func:`train`, which
+  checks its inputs, hands the loop to the engine and returns a
+  :class:`TrainResult` with the traces of Lemma 3.2.
 
-A GD step costs two matrix products of ``n * m * d`` multiply-adds each,
-``Z = X W^T`` and ``M^T B`` with ``M = 1{Z >= 0}`` and
-``B = eta c (u - y) * X``: ``eta``, ``c = scale / sqrt(m)`` and the residuals
-are folded into the small ``(n, d)`` factor and ``a`` into the ``(m, d)``
-result, so no ``(n, m)`` array is scaled. :mod:`shared._engine` makes the
-elementwise work cache-sized and shares it between threads (:func:`train`'s
-``block`` and ``threads``).
+The paper trains ``W`` only; ``train_a=True`` trains both layers (its Sec. 3.2).
+The engine, :mod:`shared._engine`, computes the same GD step as
+:func:`gd_reference` in two matrix products, ``Z = X W^T`` and ``M^T B`` with
+``M = 1{Z >= 0}`` and ``B = eta c (u - y) * X`` (``c = scale / sqrt(m)``), over
+cache-sized neuron blocks shared between threads (:func:`train`'s ``block`` and
+``threads``); it changes only the order of the sums.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared import _engine as _step
+from shared import _engine, optim
 from shared import _validate as v
-from shared import optim
 from shared.kernels import gram_g, gram_h
 
 
+# --------------------------------------------------------------------------- the model
 def init_net(
     d: int,
     m: int,
@@ -66,10 +73,11 @@ def init_net(
     return W.astype(dtype, copy=False), a.astype(dtype, copy=False)
 
 
-def _check_net(X, W, a):
-    X = v.array("X", X, ndim=2)
-    W = v.array("W", W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]))
-    a = v.array("a", a, ndim=1, dtype=X.dtype, shape=(W.shape[0],))
+def _check_net(X, W, a, *, names=("W", "a")):
+    """``X (n, d)``, ``W (m, d)``, ``a (m,)`` validated, in the dtype of ``X``; ``n, d, m >= 1``."""
+    X = v.array("X", X, ndim=2, nonempty=True)
+    W = v.array(names[0], W, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]), nonempty=True)
+    a = v.array(names[1], a, ndim=1, dtype=X.dtype, shape=(W.shape[0],), nonempty=True)
     return X, W, a
 
 
@@ -88,14 +96,16 @@ def predict(X: np.ndarray, W: np.ndarray, a: np.ndarray, *, scale: float = 1.0) 
     return u
 
 
+# --------------------------------------------------------------------------- the loss
 def loss(u: np.ndarray, y: np.ndarray) -> float:
     """``L = 1/2 ||u - y||^2`` (Du et al. 2019, Eq. (2): a sum, no ``1/n``)."""
-    u = v.array("u", u, ndim=1)
-    y = v.array("y", y, ndim=1, shape=u.shape)
+    u = v.array("u", u, ndim=1, nonempty=True)
+    y = v.array("y", y, ndim=1, shape=u.shape, nonempty=True)
     r = u - y
     return 0.5 * float(r @ r)
 
 
+# --------------------------------------------------------------------------- explicit gradients
 def gradients(
     X: np.ndarray,
     y: np.ndarray,
@@ -117,9 +127,31 @@ def gradients(
     u : (n,) ndarray, the predictions at ``(W, a)``.
     """
     X, W, a = _check_net(X, W, a)
-    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
+    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],), nonempty=True)
     v.positive("scale", scale)
-    return _step_quantities(X, y, W, a, _coef(scale, W.shape[0]), need_grad_a=True)
+    c = _coef(scale, W.shape[0])
+    ws = _engine.Workspace(X.shape[0], X.shape[1], W.shape[0], X.dtype)
+    u = _engine.forward(X, W, a, c, ws).copy()  # (n,)
+    r = u - y  # (n,), residual
+    grad_W, grad_a = np.empty_like(W), np.empty_like(a)  # (m, d), (m,)
+    _engine.backward(X, r, W, a, ws, _engine.BothLayers(coef=c, c=c, grad_a=grad_a), out=grad_W)
+    return 0.5 * float(r @ r), grad_W, grad_a, u
+
+
+def jacobian_W(X: np.ndarray, W: np.ndarray, a: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
+    """Jacobian of ``u`` with respect to ``W``, flattened: ``J (n, m * d)``.
+
+    ``du_i / dw_r = (scale / sqrt(m)) a_r 1{w_r.x_i >= 0} x_i``; for ``scale = 1``,
+    ``J J^T = H(W)`` because ``a_r^2 = 1``. Memory ``O(n m d)``: for tests and
+    small nets only.
+    """
+    X, W, a = _check_net(X, W, a)
+    v.positive("scale", scale)
+    n, m = X.shape[0], W.shape[0]
+    mask = (X @ W.T >= 0).astype(X.dtype)  # (n, m)
+    J = (mask * a)[:, :, None] * X[:, None, :]  # (n, m, d)
+    J *= _coef(scale, m)
+    return J.reshape(n, -1)
 
 
 def objective(
@@ -144,9 +176,9 @@ def objective(
     f : callable ``(m * d,) -> float``
     grad : callable ``(m * d,) -> (m * d,) ndarray``, read-only.
     """
-    X = v.array("X", X, ndim=2)
-    a = v.array("a", a, ndim=1, dtype=X.dtype)
-    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
+    X = v.array("X", X, ndim=2, nonempty=True)
+    a = v.array("a", a, ndim=1, dtype=X.dtype, nonempty=True)
+    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],), nonempty=True)
     shape = (a.shape[0], X.shape[1])  # (m, d)
 
     def fun_and_grad(w):
@@ -156,40 +188,60 @@ def objective(
     return optim.cached(fun_and_grad, trace=trace)
 
 
-def _step_quantities(X, y, W, a, c, *, need_grad_a):
-    """Forward and backward pass on validated inputs, on this thread; ``c = scale / sqrt(m)``.
+# --------------------------------------------------------------------------- GD, plainly
+def gd_reference(
+    X: np.ndarray,
+    y: np.ndarray,
+    W0: np.ndarray,
+    a0: np.ndarray,
+    *,
+    eta: float,
+    steps: int,
+    train_a: bool = False,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-batch GD written out in the paper's notation: what :func:`train` computes, plainly.
 
-    Returns ``(L, grad_W, grad_a, u)`` as :func:`gradients` does (``grad_a`` is
-    ``None`` unless ``need_grad_a``).
+    Each step is the forward pass (Eq. (1)), the residual and loss (Eq. (2)),
+    the gradients (Eq. (4)) and the update ``W(k+1) = W(k) - eta dL/dW`` (Eq. (6);
+    also ``a(k+1) = a(k) - eta dL/da`` with ``train_a``). No blocks, no threads,
+    no records and no divergence check: :func:`train` is tested against it.
+
+    Parameters
+    ----------
+    X : (n, d) ndarray; y : (n,) ndarray; W0 : (m, d) ndarray; a0 : (m,) ndarray
+    eta : float > 0; steps : int >= 0; train_a : bool; scale : float > 0
+
+    Returns
+    -------
+    losses : (steps + 1,) ndarray, ``L(k)`` for ``k = 0..steps``.
+    W : (m, d) ndarray, ``W(steps)``.
+    a : (m,) ndarray, ``a(steps)`` (``a0`` unless ``train_a``).
     """
-    c = float(c)
-    ws = _step.Workspace(X.shape[0], X.shape[1], W.shape[0], X.dtype)
-    u = _step.forward(X, W, a, c, ws).copy()  # (n,)
-    r = u - y  # (n,), residual
-    L = 0.5 * float(r @ r)
-    grad_W = np.empty_like(W)  # (m, d)
-    grad_a = np.empty_like(a) if need_grad_a else None  # (m,)
-    _step.backward(X, r, W, a, ws, coef=c, out=grad_W, grad_a=grad_a, c=c)
-    return L, grad_W, grad_a, u
-
-
-def jacobian_W(X: np.ndarray, W: np.ndarray, a: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
-    """Jacobian of ``u`` with respect to ``W``, flattened: ``J (n, m * d)``.
-
-    ``du_i / dw_r = (scale / sqrt(m)) a_r 1{w_r.x_i >= 0} x_i``; for ``scale = 1``,
-    ``J J^T = H(W)`` because ``a_r^2 = 1``. Memory ``O(n m d)``: for tests and
-    small nets only.
-    """
-    X, W, a = _check_net(X, W, a)
+    X, W, a = _check_net(X, W0, a0, names=("W0", "a0"))
+    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],), nonempty=True)
+    v.positive("eta", eta)
+    v.positive("steps", steps, integer=True, allow_zero=True)
     v.positive("scale", scale)
-    n, m = X.shape[0], W.shape[0]
-    mask = (X @ W.T >= 0).astype(X.dtype)  # (n, m)
-    J = (mask * a)[:, :, None] * X[:, None, :]  # (n, m, d)
-    J *= _coef(scale, m)
-    return J.reshape(n, -1)
+    c = _coef(scale, W.shape[0])  # scale / sqrt(m)
+    losses = []
+    for k in range(steps + 1):
+        Z = X @ W.T  # (n, m), pre-activations w_r . x_i
+        u = c * (np.maximum(Z, 0.0) @ a)  # (n,), Eq. (1)
+        r = u - y  # (n,), residual
+        losses.append(0.5 * float(r @ r))  # Eq. (2)
+        if k == steps:
+            break
+        M = (Z >= 0).astype(X.dtype)  # (n, m), 1{w_r . x_i >= 0}
+        grad_W = c * a[:, None] * (M.T @ (r[:, None] * X))  # (m, d), Eq. (4)
+        grad_a = c * (np.maximum(Z, 0.0).T @ r)  # (m,), dL/da_r
+        W = W - eta * grad_W  # Eq. (6)
+        if train_a:
+            a = a - eta * grad_a
+    return np.asarray(losses), W, a
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- GD, fast
 @dataclass
 class TrainResult:
     """What :func:`train` records.
@@ -198,10 +250,10 @@ class TrainResult:
     ``k = stopped_step``, the first step with ``L(k) <= tol L(0)`` (``None`` if
     no step met it); when ``train``'s ``callback`` returns a truthy value at a
     recorded step, it stops there with ``stopped_by_callback = True``. After a
-    divergence it stops at the last finite value, ``k = diverged_step - 1``, and
-    ``W``, ``a``, ``u`` are the iterate of that step (never non-finite numbers).
-    Traces listed in ``recorded_steps`` are taken every ``record_every`` steps
-    and at the last step:
+    divergence (see :func:`train`) it stops at the step before,
+    ``k = diverged_step - 1``, and ``W``, ``a``, ``u`` are the iterate of that
+    step (never non-finite numbers). Traces listed in ``recorded_steps`` are
+    taken every ``record_every`` steps and at the last step:
 
     - ``flip_fraction``: fraction of the ``m * n`` pairs ``(r, i)`` whose
       pattern ``1{w_r(k).x_i >= 0}`` differs from step 0 (Du et al. Lemma 3.2;
@@ -228,49 +280,6 @@ class TrainResult:
     extras: dict = field(default_factory=dict)
 
 
-class _Recorder:
-    """The traces of :class:`TrainResult`, from the step's own activation pattern.
-
-    A record visits the blocks of the step on the step's threads, with buffers
-    allocated once: per block, the pattern is compared with step 0's into a
-    bool scratch and the moves ``||w_r(k) - w_r(0)||^2`` are summed row by row.
-    """
-
-    def __init__(self, X, W0, ws: _step.Workspace, *, track_kernel: bool):
-        self.X, self.W0, self.ws, self.track_kernel = X, W0, ws, track_kernel
-        self.mask0 = ws.mask.copy()  # pattern at step 0, filled by the first forward pass
-        self._diff = [np.empty(ws.n * ws.width, dtype=bool) for _ in ws.parts]
-        self._D = np.empty_like(W0)  # (m, d), W(k) - W(0)
-        self._sq = np.empty(W0.shape[0], dtype=W0.dtype)  # (m,), ||w_r(k) - w_r(0)||^2
-        self.steps, self.flips, self.rms, self.max, self.fro, self.lam = [], [], [], [], [], []
-
-    def __call__(self, k: int, W: np.ndarray) -> None:
-        ws, n = self.ws, self.ws.n
-
-        def work(j, part):
-            changed = 0
-            for i in part:
-                s, e = ws.blocks[i]
-                diff = self._diff[j][: n * (e - s)].reshape(n, e - s)
-                changed += np.count_nonzero(
-                    np.not_equal(ws.pattern(s, e), ws.pattern(s, e, self.mask0), out=diff)
-                )
-                D = np.subtract(W[s:e], self.W0[s:e], out=self._D[s:e])
-                np.einsum("md,md->m", D, D, out=self._sq[s:e])
-            return changed
-
-        flipped = sum(ws.run(work))
-        sq = self._sq
-        self.steps.append(k)
-        self.flips.append(flipped / self.mask0.size)
-        self.rms.append(float(np.sqrt(np.mean(sq))))
-        self.max.append(float(np.sqrt(sq.max())))
-        self.fro.append(float(np.sqrt(sq.sum())))
-        if self.track_kernel:
-            with ws.full_blas():
-                self.lam.append(float(np.linalg.eigvalsh(gram_h(self.X, W))[0]))
-
-
 def train(
     X: np.ndarray,
     y: np.ndarray,
@@ -292,10 +301,34 @@ def train(
 ) -> TrainResult:
     """Full-batch gradient descent ``W(k+1) = W(k) - eta dL/dW`` (Du et al. 2019, Eq. (6)).
 
+    The numbers are those of :func:`gd_reference` up to the order of the sums
+    (the engine's blocks); the run records the traces of :class:`TrainResult`.
+
+    Divergence: the run has diverged at the first step ``k`` whose loss is
+    non-finite or exceeds
+
+        ``L_div = max(L(0), ||y||^2 / 2) / eps^2``
+
+    (``eps`` the machine epsilon of the dtype of ``X``: ``L_div`` is about
+    ``2e31 L(0)`` in float64 and ``7e13 L(0)`` in float32). Past it
+    ``||u(k) - y|| > max(||u(0) - y||, ||y||) / eps``: the labels are below the
+    rounding error of the residual ``u - y``, so each step is, to rounding, a
+    step on ``1/2 ||u||^2`` with no labels at all, and the run is no longer
+    fitting ``y``. (No loss level can make divergence certain in exact
+    arithmetic: ``u`` is 1-homogeneous in ``W``, so the label-free iteration
+    has no scale, and a spike may fall back from any height.) Runs that come
+    back stay far below ``L_div``: in the catapult phase
+    (``2 < eta lambda_max(H(0)) < ~4``, Lewkowycz et al. 2020) the loss peaks
+    at up to ``~1e3 L(0)`` before it converges, and runs at larger steps that
+    stall at a finite loss peak at up to ``~4e5 L(0)`` (experiments/catapult,
+    full mode). A run far above the stability limit is named within a few
+    dozen steps, long before its loss would overflow.
+
     Parameters
     ----------
     X : (n, d) ndarray; y : (n,) ndarray; W0 : (m, d) ndarray; a0 : (m,) ndarray
-        Not modified. The dtype of ``X`` (float32 or float64) is kept throughout.
+        Not modified; ``n, d, m >= 1``. The dtype of ``X`` (float32 or float64)
+        is kept throughout.
     eta : float > 0, the step size.
     steps : int >= 0, number of GD steps.
     train_a : also update the output layer ``a`` (both layers trained).
@@ -305,21 +338,22 @@ def train(
         an ``(m, d)`` norm (about ``1/d`` and ``1/n`` of the step's products);
         with ``track_kernel`` also an ``H(W)`` build and eigensolve.
     track_kernel : record ``lambda_min(H(W(k)))`` at each recorded step.
-    on_divergence : ``"raise"`` (a ``ValueError`` naming the step and the
-        stability limit ``2 / lambda_max`` of the kernel at step 0) or ``"flag"``
-        (stop and return with ``diverged=True``) when the loss becomes non-finite.
+    on_divergence : ``"raise"`` (a ``ValueError`` naming the step, its loss and
+        the stability limit ``2 / lambda_max`` of the kernel at step 0) or
+        ``"flag"`` (stop and return with ``diverged=True``) when the run
+        diverges (see above).
     tol : stop after the first step ``k`` with ``L(k) <= tol L(0)``, recorded
         there (``stopped_step = k``); ``None`` runs all ``steps``.
     progress : called as ``progress(k, steps)`` after each recorded step.
     callback : called as ``callback(k, W, a, u)`` at each recorded step, after
         ``progress``, with the iterate of step ``k``: ``W (m, d)``, ``a (m,)`` and
-        its predictions ``u (n,)`` (scipy's ``callback`` of ``minimize``). The
-        arrays are read-only views of the run's buffers, valid during the call
-        only: copy what you keep. It runs with the caller's BLAS threads. A
-        truthy return stops the run after step ``k`` (``stopped_by_callback``).
+        its predictions ``u (n,)`` (the ``callback`` of ``scipy.optimize.minimize``).
+        The arrays are read-only views of the run's buffers, valid during the
+        call only: copy what you keep. It runs with the caller's BLAS threads.
+        A truthy return stops the run after step ``k`` (``stopped_by_callback``).
     block : neurons per block of the step (default: about ``2^18 / n``, see
-        :func:`shared._step.blocks`). The blocks fix the order of every sum, so results
-        depend on ``block`` at the rounding level and never on ``threads``.
+        :func:`shared._engine.blocks`). The blocks fix the order of every sum, so
+        results depend on ``block`` at the rounding level and never on ``threads``.
     threads : threads that share the blocks of each step, each running its BLAS
         calls on one core (default: as many as the BLAS may use, so
         ``OMP_NUM_THREADS=1`` gives a single-threaded run). With more than one
@@ -327,8 +361,8 @@ def train(
         while the run lasts, so the numbers are the same for every ``threads``
         and every BLAS thread setting.
     """
-    X, W0, a0 = _check_net(X, W0, a0)
-    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
+    X, W0, a0 = _check_net(X, W0, a0, names=("W0", "a0"))
+    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],), nonempty=True)
     v.positive("eta", eta)
     v.positive("steps", steps, integer=True, allow_zero=True)
     v.positive("scale", scale)
@@ -339,99 +373,72 @@ def train(
         v.positive("block", block, integer=True)
     if threads is not None:
         v.positive("threads", threads, integer=True)
-    if callback is not None and not callable(callback):
-        raise TypeError(
-            f"callback: expected a callable (k, W, a, u) or None, got {type(callback).__name__}"
-        )
+    for name, fn in (("progress", progress), ("callback", callback)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name}: expected a callable or None, got {type(fn).__name__}")
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"on_divergence: expected 'raise' or 'flag', got {on_divergence!r}")
 
-    n, d = X.shape
-    m = W0.shape[0]
-    c = _coef(scale, m)
-    # two buffers per trained array: W(k+1) is written next to W(k), so the last
-    # finite iterate survives a divergence without a copy per step
-    W, W_next = W0.copy(), np.empty_like(W0)
-    a, a_next = a0.copy(), (np.empty_like(a0) if train_a else None)
-    grad_a = np.empty_like(a0) if train_a else None
-    losses = np.empty(steps + 1)
-    diverged_step = stopped_step = None
-    stopped_by_callback = False
-    threads = _step.blas_threads() if threads is None else threads
-    with _step.Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
-        with np.errstate(over="ignore", invalid="ignore"):
-            u = _step.forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
-        for k in range(steps + 1):
-            with np.errstate(over="ignore", invalid="ignore"):
-                r = u - y  # (n,)
-                L = 0.5 * float(r @ r)
-            if not np.isfinite(L):
-                if k == 0:
-                    raise ValueError(
-                        f"W0: the loss at step 0 is non-finite ({L}); the inputs overflow "
-                        f"{X.dtype} before any step is taken"
-                    )
-                diverged_step = k
-                break
-            losses[k] = L
-            u_prev = u.copy()
-            if k == 0:
-                rec = _Recorder(X, W0, ws, track_kernel=track_kernel)
-            if tol is not None and L <= tol * losses[0]:
-                stopped_step = k
-            if k % record_every == 0 or k == steps or stopped_step is not None:
-                rec(k, W)
-                if progress is not None:
-                    progress(k, steps)
-                if callback is not None:
-                    with ws.full_blas():
-                        stopped_by_callback = bool(callback(k, *_read_only(W, a, u)))
-            if k == steps or stopped_step is not None or stopped_by_callback:
-                break
-            with np.errstate(over="ignore", invalid="ignore"):
-                u = _step.descend(
-                    X, r, W, a, ws, eta=eta, c=c, W_next=W_next, a_next=a_next, grad_a=grad_a
-                )  # u(k+1), pattern of W(k+1) in ws.mask
-            W, W_next = W_next, W
-            if train_a:
-                a, a_next = a_next, a
+    eps, y_loss = float(np.finfo(X.dtype).eps), 0.5 * float(y @ y)
 
-    if diverged_step is not None:
-        if on_divergence == "raise":
-            lam_max = _lambda_max_kernel(X, W0, train_a) * scale**2
-            raise ValueError(
-                f"eta: the loss became non-finite at step {diverged_step}; eta={eta:g} "
-                f"exceeds the stability limit 2/lambda_max = {2.0 / lam_max:g} of the kernel "
-                f"at step 0 ({'H(0) + G(0)' if train_a else 'H(0)'})"
-            )
-        losses = losses[:diverged_step]
-        W, a = W_next, (a_next if train_a else a)  # roll back to the last finite iterate
-    else:
-        losses = losses[: k + 1]  # k = steps, or the step that met tol
+    def loss_bound(L0: float) -> float:
+        return max(L0, y_loss) / eps**2  # L_div of the docstring
+
+    run = _engine.gd(
+        X,
+        y,
+        W0,
+        a0,
+        c=_coef(scale, W0.shape[0]),
+        eta=eta,
+        steps=steps,
+        train_a=train_a,
+        record_every=record_every,
+        track_kernel=track_kernel,
+        tol=tol,
+        loss_bound=loss_bound,
+        progress=progress,
+        callback=callback,
+        block=block,
+        threads=threads,
+    )
+    k = run.diverged_step
+    if k == 0:
+        raise ValueError(
+            f"W0: the loss at step 0 is non-finite ({run.diverged_loss}); the inputs overflow "
+            f"{X.dtype} before any step is taken"
+        )
+    if k is not None and on_divergence == "raise":
+        L0 = float(run.losses[0])
+        lam_max = _lambda_max_kernel(X, W0, train_a) * scale**2
+        why = (
+            "is non-finite"
+            if not math.isfinite(run.diverged_loss)
+            else f"exceeds L_div = max(L(0), ||y||^2/2) / eps^2 = {loss_bound(L0):.3g}"
+        )
+        raise ValueError(
+            f"eta: the loss diverged at step {k}: L({k}) = {run.diverged_loss:.3g} {why} "
+            f"(L(0) = {L0:.3g}); eta={eta:g} against the stability limit "
+            f"2/lambda_max = {2.0 / lam_max:g} of the kernel at step 0 "
+            f"({'H(0) + G(0)' if train_a else 'H(0)'})"
+        )
+    rec = run.recorder
     return TrainResult(
-        loss=losses,
-        W=W,
-        a=a,
-        u=u_prev,
+        loss=run.losses,
+        W=run.W,
+        a=run.a,
+        u=run.u,
         recorded_steps=np.asarray(rec.steps, dtype=int),
         flip_fraction=np.asarray(rec.flips),
         move_rms=np.asarray(rec.rms),
         move_max=np.asarray(rec.max),
         move_fro=np.asarray(rec.fro),
         lambda_min_H=np.asarray(rec.lam) if track_kernel else None,
-        diverged=diverged_step is not None,
-        diverged_step=diverged_step,
-        stopped_step=stopped_step,
-        stopped_by_callback=stopped_by_callback,
+        diverged=k is not None,
+        diverged_step=k,
+        stopped_step=run.stopped_step,
+        stopped_by_callback=run.stopped_by_callback,
     )
-
-
-def _read_only(*arrays: np.ndarray) -> list[np.ndarray]:
-    """Views of ``arrays`` that cannot be written through (the buffers stay writable)."""
-    views = [A.view() for A in arrays]
-    for A in views:
-        A.setflags(write=False)
-    return views
 
 
 def _lambda_max_kernel(X, W0, train_a: bool) -> float:

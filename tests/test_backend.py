@@ -138,6 +138,16 @@ def test_wrong_shapes_raise(rng, xp):
         backend.train_gd(X, y, W0, a0[:39], eta=0.1, steps=1)
 
 
+def test_empty_arrays_raise_naming_the_argument(rng, xp):
+    X, y, W0, a0 = (xp.asarray(v) for v in _problem(rng))
+    with pytest.raises(ValueError, match=r"W: expected a non-empty array, got shape \(0, 5\)"):
+        backend.gram_h(X, W0[:0, :])
+    with pytest.raises(ValueError, match=r"X: expected a non-empty array, got shape \(0, 5\)"):
+        backend.h_inf(X[:0, :])
+    with pytest.raises(ValueError, match=r"W0: expected a non-empty array"):
+        backend.train_gd(X, y, W0[:0, :], a0[:0], eta=0.1, steps=1)
+
+
 def test_invalid_values_raise(rng, xp):
     X, y, W0, a0 = _problem(rng)
     X_bad = X.copy()
@@ -148,9 +158,10 @@ def test_invalid_values_raise(rng, xp):
     X_zero[3] = 0.0
     with pytest.raises(ValueError, match=r"X: expected non-zero rows, got 1"):
         backend.h_inf(xp.asarray(X_zero))
-    with pytest.raises(ValueError, match=r"chunk: expected .* > 0, got 0"):
+    # the same messages as the numpy code: both use shared/_validate.py
+    with pytest.raises(ValueError, match=r"chunk: expected > 0, got 0"):
         backend.gram_h(xp.asarray(X), xp.asarray(W0), chunk=0)
-    with pytest.raises(ValueError, match=r"eta: expected .* > 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"eta: expected > 0, got -0.1"):
         Xs, ys, Ws, as_ = (xp.asarray(v) for v in (X, y, W0, a0))
         backend.train_gd(Xs, ys, Ws, as_, eta=-0.1, steps=1)
 
@@ -160,5 +171,7 @@ def test_diverging_eta_raises_naming_the_step(rng, xp):
     lam_max = float(np.linalg.eigvalsh(kernels.gram_h(X, W0))[-1])
     eta = 50.0 / lam_max  # 25 times the stability limit 2 / lambda_max(H(0))
     args = (xp.asarray(v) for v in (X, y, W0, a0))
-    with pytest.raises(ValueError, match=r"eta: the loss became non-finite at step \d+"):
+    # the same step as the numpy loop, whose bound it shares
+    k = net.train(X, y, W0, a0, eta=eta, steps=2000, on_divergence="flag").diverged_step
+    with pytest.raises(ValueError, match=rf"eta: the loss diverged at step {k}: "):
         backend.train_gd(*args, eta=eta, steps=2000)

@@ -70,7 +70,7 @@ def test_log_rate_uses_late_half_when_loss_never_reaches_hi():
             "x: expected at least 2 distinct",
         ),
         (lambda: fit.power_law(np.ones(3, dtype=bool), [1.0, 2.0, 3.0]), "x: expected a real"),
-        (lambda: fit.log_rate([]), "losses: expected at least one entry"),
+        (lambda: fit.log_rate([]), "losses: expected a non-empty array"),
         (lambda: fit.log_rate(np.ones((3, 3))), "losses: expected a 1-D array"),
         (lambda: fit.log_rate(np.exp(-np.arange(9.0)), hi=np.nan), "hi: expected a finite"),
         (lambda: fit.log_rate(np.exp(-np.arange(9.0)), lo=-1.0), "lo: expected >= 0"),

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from shared import _engine as _step
-from shared import data, kernels, net
+from shared import _engine, data, kernels, net
 
 
 def _problem(rng, n=6, d=4, m=10, dtype=np.float64):
@@ -15,19 +14,6 @@ def _problem(rng, n=6, d=4, m=10, dtype=np.float64):
     y = data.gaussian_labels(n, rng=rng, dtype=dtype)
     W, a = net.init_net(d, m, rng=rng, dtype=dtype)
     return X, y, W, a
-
-
-def _naive_gd(X, y, W, a, *, eta, steps, train_a=False, scale=1.0):
-    """Reference loop through the public gradients: ``theta(k+1) = theta(k) - eta grad``."""
-    W, a, losses = W.copy(), a.copy(), []
-    for k in range(steps + 1):
-        L, gW, ga, u = net.gradients(X, y, W, a, scale=scale)
-        losses.append(L)
-        if k < steps:
-            W -= eta * gW
-            if train_a:
-                a -= eta * ga
-    return np.array(losses), W, a, u
 
 
 # --------------------------------------------------------------------------- gradients
@@ -143,28 +129,80 @@ def test_relu_tie_counts_as_active_in_gradients_jacobian_and_gram(block):
 
 
 # --------------------------------------------------------------------------- training
+def test_gd_reference_steps_along_the_public_gradients(rng):
+    # the reference loop against one step made by hand from `gradients` (Eq. (4), (6))
+    X, y, W, a = _problem(rng, n=7, d=3, m=20)
+    L0, gW, ga, _u = net.gradients(X, y, W, a, scale=1.5)
+    losses, W1, a1 = net.gd_reference(X, y, W, a, eta=0.3, steps=1, train_a=True, scale=1.5)
+    np.testing.assert_allclose(losses[0], L0, rtol=1e-14)
+    np.testing.assert_allclose(W1, W - 0.3 * gW, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(a1, a - 0.3 * ga, rtol=0, atol=1e-14)
+    L1, _, _, _ = net.gradients(X, y, W1, a1, scale=1.5)
+    np.testing.assert_allclose(losses[1], L1, rtol=1e-14)
+    _, W_only, a_fixed = net.gd_reference(X, y, W, a, eta=0.3, steps=1, scale=1.5)
+    np.testing.assert_array_equal(a_fixed, a)
+    np.testing.assert_allclose(W_only, W1, rtol=0, atol=1e-14)
+
+
+# The engine differs from the plain loop only in the order of its sums (neuron
+# blocks, BLAS kernels of other shapes), a few ulps per step; 25 steps of a
+# contraction keep that near 1e-15 relative, so 1e-12 leaves a wide margin and
+# still catches any change of formula (a wrong factor moves the numbers by O(1)).
+RTOL_ENGINE = 1e-12
+
+
+@pytest.mark.parametrize("train_a", [False, True])
+@pytest.mark.parametrize(
+    ("n", "d", "m", "scale"), [(9, 3, 50, 1.5), (12, 6, 200, 1.0), (5, 8, 33, 0.4), (1, 2, 3, 2.0)]
+)
+def test_train_equals_the_reference_loop(rng, n, d, m, scale, train_a):
+    X, y, W, a = _problem(rng, n=n, d=d, m=m)
+    eta = 0.5 / (scale**2 * np.linalg.norm(X, 2) ** 2)  # below 2/lambda_max for every W
+    ref_loss, ref_W, ref_a = net.gd_reference(
+        X, y, W, a, eta=eta, steps=25, train_a=train_a, scale=scale
+    )
+    for block, threads in [(None, 1), (7, 1), (7, 3)]:
+        res = net.train(
+            X,
+            y,
+            W,
+            a,
+            eta=eta,
+            steps=25,
+            train_a=train_a,
+            scale=scale,
+            block=block,
+            threads=threads,
+        )
+        np.testing.assert_allclose(res.loss, ref_loss, rtol=RTOL_ENGINE)
+        np.testing.assert_allclose(res.W, ref_W, rtol=RTOL_ENGINE, atol=RTOL_ENGINE)
+        np.testing.assert_allclose(res.a, ref_a, rtol=RTOL_ENGINE, atol=RTOL_ENGINE)
+        np.testing.assert_allclose(
+            res.u, net.predict(X, ref_W, ref_a, scale=scale), rtol=RTOL_ENGINE, atol=RTOL_ENGINE
+        )
+        assert not res.diverged and res.diverged_step is None
+
+
 @pytest.mark.parametrize("train_a", [False, True])
 @pytest.mark.parametrize(("block", "threads"), [(None, 1), (7, 1), (64, 1), (7, 3), (9, 2)])
-def test_train_equals_plain_gradient_descent(rng, train_a, block, threads):
+def test_train_equals_the_reference_loop_for_any_blocks(rng, train_a, block, threads):
     X, y, W, a = _problem(rng, n=9, d=3, m=50)
-    ref_loss, ref_W, ref_a, ref_u = _naive_gd(
+    ref_loss, ref_W, ref_a = net.gd_reference(
         X, y, W, a, eta=0.3, steps=25, train_a=train_a, scale=1.5
     )
     res = net.train(
         X, y, W, a, eta=0.3, steps=25, train_a=train_a, scale=1.5, block=block, threads=threads
     )
-    np.testing.assert_allclose(res.loss, ref_loss, rtol=1e-12)
-    np.testing.assert_allclose(res.W, ref_W, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.a, ref_a, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.u, ref_u, rtol=0, atol=1e-12)
-    assert not res.diverged and res.diverged_step is None
+    np.testing.assert_allclose(res.loss, ref_loss, rtol=RTOL_ENGINE)
+    np.testing.assert_allclose(res.W, ref_W, rtol=0, atol=RTOL_ENGINE)
+    np.testing.assert_allclose(res.a, ref_a, rtol=0, atol=RTOL_ENGINE)
 
 
 @pytest.mark.parametrize(
     ("n", "m", "block"), [(1, 1, None), (100, 8000, None), (7, 50, 9), (3, 5, 100)]
 )
 def test_blocks_tile_the_neurons_in_equal_parts(n, m, block):
-    blocks = _step.blocks(n, m, block)
+    blocks = _engine.blocks(n, m, block)
     assert blocks[0][0] == 0 and blocks[-1][1] == m
     assert all(e == s2 for (_, e), (s2, _) in itertools.pairwise(blocks))
     sizes = [e - s for s, e in blocks]
@@ -197,9 +235,9 @@ def test_train_numbers_do_not_depend_on_threads(rng, train_a, dtype):
 
 def test_train_threads_hold_blas_to_one_thread_and_give_it_back(rng):
     X, y, W, a = _problem(rng, n=10, d=4, m=64)
-    seen = []
+    seen, seen_by_callback = [], []
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        before = _step.blas_threads()
+        before = _engine.blas_threads()
         net.train(
             X,
             y,
@@ -209,13 +247,15 @@ def test_train_threads_hold_blas_to_one_thread_and_give_it_back(rng):
             steps=4,
             block=8,
             threads=2,
-            progress=lambda k, steps: seen.append(_step.blas_threads()),
+            progress=lambda k, steps: seen.append(_engine.blas_threads()),
+            callback=lambda k, W, a, u: seen_by_callback.append(_engine.blas_threads()),
         )
-        after_run = _step.blas_threads()
-        with pytest.raises(ValueError, match="eta: the loss became non-finite"):
+        after_run = _engine.blas_threads()
+        with pytest.raises(ValueError, match="eta: the loss diverged at step"):
             net.train(X, y, W, a, eta=1e6, steps=400, block=8, threads=2)
-        after_error = _step.blas_threads()
+        after_error = _engine.blas_threads()
     assert seen == [1] * 5  # the workers own the cores while the run lasts
+    assert seen_by_callback == [2] * 5  # a callback gets the caller's BLAS back
     assert after_run == before and after_error == before
 
 
@@ -334,12 +374,6 @@ def test_callback_stops_the_run_after_a_recorded_step(rng):
     ).stopped_by_callback
 
 
-def test_callback_must_be_callable(rng):
-    X, y, W0, a0 = _problem(rng)
-    with pytest.raises(TypeError, match="callback: expected a callable"):
-        net.train(X, y, W0, a0, eta=0.1, steps=3, callback=[])
-
-
 # --------------------------------------------------------------------------- divergence
 def _diverging(rng):
     X, y, W, a = _problem(rng, n=8, d=3, m=40)
@@ -347,11 +381,60 @@ def _diverging(rng):
     return X, y, W, a, 2.0 / lam_max
 
 
+def _divergence_bound(X, y, W, a):
+    """``L_div = max(L(0), ||y||^2 / 2) / eps^2`` of :func:`net.train`."""
+    L0 = net.loss(net.predict(X, W, a), y)
+    return max(L0, 0.5 * float(y @ y)) / np.finfo(X.dtype).eps ** 2
+
+
 def test_divergence_raises_naming_step_and_stability_limit(rng):
     X, y, W, a, limit = _diverging(rng)
-    with pytest.raises(ValueError, match=r"eta: the loss became non-finite at step \d+") as err:
+    with pytest.raises(ValueError, match=r"eta: the loss diverged at step \d+: L\(\d+\) = ") as err:
         net.train(X, y, W, a, eta=20 * limit, steps=2000)
     assert f"2/lambda_max = {limit:g}" in str(err.value)
+    assert "exceeds L_div" in str(err.value)
+
+
+@pytest.mark.parametrize("train_a", [False, True])
+def test_divergence_is_named_at_the_first_step_beyond_the_bound(rng, train_a):
+    # eta = 5 is about 3.4 times the stability limit here. Training W, the loss
+    # grows ~10x per step and overflows float64 near step 290: the bound names the
+    # divergence at step ~30. Training both layers, u grows like |W| |a| and
+    # overflows within a few steps; the bound still comes first.
+    X, y, W, a, limit = _diverging(rng)
+    assert 5.0 > 3 * limit
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref, _, _ = net.gd_reference(X, y, W, a, eta=5.0, steps=400, train_a=train_a)
+    bound = _divergence_bound(X, y, W, a)
+    first_beyond = int(np.argmax(~(ref <= bound)))  # first step above L_div (or non-finite)
+    first_overflow = int(np.argmax(~np.isfinite(ref)))
+    assert 0 < first_beyond < first_overflow - (1 if train_a else 200)
+    res = net.train(X, y, W, a, eta=5.0, steps=400, train_a=train_a, on_divergence="flag")
+    assert res.diverged and res.diverged_step == first_beyond
+    assert res.loss.size == first_beyond and np.all(res.loss <= bound)
+    assert res.loss[-1] > 1e10 * res.loss[0]  # it really blew up
+
+
+def test_divergence_bound_is_far_above_a_catapult_that_converges(rng):
+    # 2 < eta lambda_max(H(0)) < 4 (Lewkowycz et al. 2020): the loss spikes, the
+    # kernel shrinks and GD converges; the bound must let that run finish
+    X = data.unit_sphere(16, 16, rng=rng)
+    y = data.gaussian_labels(16, rng=rng)
+    W, a = net.init_net(16, 1000, rng=rng)
+    eta = 3.0 / np.linalg.eigvalsh(kernels.gram_h(X, W))[-1]
+    res = net.train(X, y, W, a, eta=eta, steps=300, record_every=300)
+    ratio = res.loss / res.loss[0]
+    assert not res.diverged and ratio.max() > 2.0 and ratio[-1] < 1e-6
+    assert res.loss.max() < 1e-20 * _divergence_bound(X, y, W, a)
+
+
+def test_divergence_bound_in_float32(rng):
+    X, y, W, a, _limit = _diverging(rng)
+    X32, y32, W32, a32 = (A.astype(np.float32) for A in (X, y, W, a))
+    res = net.train(X32, y32, W32, a32, eta=5.0, steps=400, on_divergence="flag")
+    bound = _divergence_bound(X32, y32, W32, a32)  # ~7e13 L(0): float32's eps is 1.2e-7
+    assert res.diverged and np.all(res.loss <= bound) and res.loss[-1] > bound / 1e3
+    assert np.all(np.isfinite(res.W)) and res.W.dtype == np.float32
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -374,10 +457,10 @@ def test_divergence_flag_returns_finite_truncated_history(rng, threads):
     assert res.diverged and res.diverged_step is not None and 0 < res.diverged_step < 2000
     assert res.loss.shape == (res.diverged_step,)
     assert np.all(np.isfinite(res.loss))
-    assert res.loss[-1] > 1e100 * res.loss[0]  # it really blew up
+    assert res.loss[-1] > 1e10 * res.loss[0]  # it really blew up
     for A in (res.W, res.a, res.u, res.flip_fraction, res.move_fro):
         assert np.all(np.isfinite(A))
-    # W and u are the last finite iterate, k = diverged_step - 1
+    # W and u are the iterate of the step before, k = diverged_step - 1
     last = net.train(
         X, y, W, a, eta=20 * limit, steps=res.diverged_step - 1, record_every=1000, block=10
     )
@@ -392,12 +475,21 @@ def test_stable_step_below_limit_converges(rng):
 
 
 # --------------------------------------------------------------------------- bad input
+TRAIN_ONLY = {"callback", "progress", "record_every", "on_divergence", "block", "threads", "tol"}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"X": np.ones(4)}, "X: expected a 2-D array"),
-        ({"W0": np.ones((10, 3))}, r"W: expected shape \(\*, 4\)"),
-        ({"a0": np.ones(9)}, r"a: expected shape \(10,\)"),
+        ({"W0": np.ones((10, 3))}, r"W0: expected shape \(\*, 4\)"),
+        ({"a0": np.ones(9)}, r"a0: expected shape \(10,\)"),
+        ({"W0": np.ones((0, 4)), "a0": np.ones(0)}, r"W0: expected a non-empty array"),
+        ({"a0": np.ones((10, 1))}, r"a0: expected a 1-D array"),
+        ({"X": np.ones((0, 4)), "y": np.ones(0)}, r"X: expected a non-empty array, got shape"),
+        ({"X": np.ones((6, 0)), "W0": np.ones((10, 0))}, r"X: expected a non-empty array"),
+        ({"callback": 3}, "callback: expected a callable"),
+        ({"progress": "bar"}, "progress: expected a callable"),
         ({"y": np.ones(5)}, r"y: expected shape \(6,\)"),
         ({"y": np.full(6, np.nan)}, "y: expected finite values"),
         ({"X": np.full((6, 4), np.inf)}, "X: expected finite values"),
@@ -418,8 +510,12 @@ def test_stable_step_below_limit_converges(rng):
 def test_train_bad_input(rng, kwargs, match):
     X, y, W, a = _problem(rng)
     args = {"X": X, "y": y, "W0": W, "a0": a, "eta": 0.1, "steps": 3} | kwargs
-    with pytest.raises(ValueError, match=match):
+    error = TypeError if "callable" in match else ValueError
+    with pytest.raises(error, match=match):
         net.train(**args)
+    if not TRAIN_ONLY & set(kwargs):  # the reference loop checks the arguments it shares
+        with pytest.raises(error, match=match):
+            net.gd_reference(**args)
 
 
 @pytest.mark.parametrize(
@@ -443,6 +539,14 @@ def test_train_bad_input(rng, kwargs, match):
             "y: expected shape",
         ),
         (lambda: net.loss(np.ones(3), np.ones(4)), r"y: expected shape \(3,\)"),
+        (
+            lambda: net.gradients(np.ones((2, 3)), np.ones(2), np.ones((0, 3)), np.ones(0)),
+            r"W: expected a non-empty array, got shape \(0, 3\)",
+        ),
+        (
+            lambda: net.predict(np.ones((0, 3)), np.ones((4, 3)), np.ones(4)),
+            r"X: expected a non-empty array, got shape \(0, 3\)",
+        ),
         (
             lambda: net.jacobian_W(np.ones((2, 3)), np.ones((4, 3)), np.ones(5)),
             r"a: expected shape \(4,\)",

@@ -24,6 +24,26 @@ import numpy as np
 from shared import data, kernels, net
 from shared.plotting import subplots, width_colors
 
+CONFIG = {
+    # ratios: the swept eta lambda_max(H(0)); inits: nets per ratio
+    "quick": {
+        "n": 16,
+        "d": 16,
+        "m": 1000,
+        "steps": 300,
+        "ratios": [1.6, 2.4, 3.2, 4.0, 6.0, 8.0],
+        "inits": 1,
+    },
+    "full": {
+        "n": 16,
+        "d": 16,
+        "m": 1000,
+        "steps": 1000,
+        "ratios": [1.6, 1.9, 2.1, 2.4, 2.8, 3.2, 3.6, 4.0, 4.5, 5.0, 6.0, 8.0],
+        "inits": 5,
+    },
+}
+RATIO_CATAPULT, RATIO_STABLE = 3.0, 1.8  # eta lambda_max(H(0)) of the two watched runs
 SPIKE = 2.0  # a run "spikes" when max_k L(k) / L(0) exceeds this
 CONVERGED = 1e-6  # a run "converges" when L(K) / L(0) falls below this
 
@@ -34,25 +54,21 @@ def lambda_max(X: np.ndarray, W: np.ndarray) -> float:
 
 
 def train_tracking_kernel(X, y, W0, a, *, eta: float, steps: int):
-    """GD through ``net.train`` one step at a time, recording ``lambda_max(H(W(k)))``.
+    """GD (``net.train``) watching ``lambda_max(H(W(k)))`` at every step through its callback.
 
     Returns
     -------
-    loss : (K + 1,) ndarray, ``L(k)`` (``K < steps`` if the loss overflowed).
+    loss : (K + 1,) ndarray, ``L(k)`` (``K < steps`` if the run diverged).
     lam_max : (K + 1,) ndarray, ``lambda_max(H(W(k)))``.
-    W : (m, d) ndarray, the last finite weights.
+    W : (m, d) ndarray, the last weights kept.
     """
-    W = W0
-    loss, lam = [net.loss(net.predict(X, W0, a), y)], [lambda_max(X, W0)]
-    for _ in range(steps):
-        with np.errstate(over="ignore", invalid="ignore"):
-            res = net.train(X, y, W, a, eta=eta, steps=1, on_divergence="flag")
-        if res.diverged:
-            break
-        W = res.W
-        loss.append(res.loss[-1])
+    lam = []
+
+    def watch(k, W, a, u):
         lam.append(lambda_max(X, W))
-    return np.array(loss), np.array(lam), W
+
+    res = net.train(X, y, W0, a, eta=eta, steps=steps, on_divergence="flag", callback=watch)
+    return res.loss, np.array(lam), res.W
 
 
 def linearised_log10_loss_ratio(H0, r0, *, eta: float, steps: int) -> np.ndarray:
@@ -78,7 +94,7 @@ def sweep(X, y, inits, lam_max0, ratios, *, steps: int):
     """Final and peak loss ratios of GD at ``eta = ratio / lambda_max(H(0))`` for each init.
 
     Returns ``(len(inits), len(ratios))`` arrays: peak ``max_k L(k) / L(0)`` and
-    final ``L(K) / L(0)`` (``inf`` when the loss overflowed).
+    final ``L(K) / L(0)`` (``inf`` when the run diverged).
     """
     peak = np.empty((len(inits), len(ratios)))
     final = np.empty_like(peak)
@@ -110,41 +126,39 @@ def window_close(ratios, final) -> float:
     return float("inf")
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """One catapult run, one stable run, the linearised model, and a sweep over eta."""
-    rng = np.random.default_rng(seed)
-    n, d, m = 16, 16, 1000
-    steps = 300 if quick else 1000
-    ratio_cat, ratio_stable = 3.0, 1.8  # eta * lambda_max(H(0))
-    if quick:
-        ratios, n_inits = [1.6, 2.4, 3.2, 4.0, 6.0, 8.0], 1
-    else:
-        ratios, n_inits = [1.6, 1.9, 2.1, 2.4, 2.8, 3.2, 3.6, 4.0, 4.5, 5.0, 6.0, 8.0], 5
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, m, steps, ratios = cfg["n"], cfg["d"], cfg["m"], cfg["steps"], cfg["ratios"]
 
+    # %% Set-up: data, the inits of the sweep (the first one is watched), lambda_max(H(0))
+    rng = np.random.default_rng(seed)
     X = data.unit_sphere(n, d, rng=rng)
     y = data.gaussian_labels(n, rng=rng)
-    inits = [net.init_net(d, m, rng=rng) for _ in range(n_inits)]
+    inits = [net.init_net(d, m, rng=rng) for _ in range(cfg["inits"])]
     W0, a = inits[0]
     lam0_max = lambda_max(X, W0)
-    eta = ratio_cat / lam0_max
+    eta = RATIO_CATAPULT / lam0_max
+    eta_stable = RATIO_STABLE / lam0_max
 
+    # %% Train: the catapult run and the stable run, watching the kernel
     loss_c, lam_c, _ = train_tracking_kernel(X, y, W0, a, eta=eta, steps=steps)
-    if progress is not None:
-        progress(1, 3, "catapult run")
-    loss_s, lam_s, _ = train_tracking_kernel(X, y, W0, a, eta=ratio_stable / lam0_max, steps=steps)
-    if progress is not None:
-        progress(2, 3, "stable run")
+    progress(1, 3, "catapult run")
+    loss_s, lam_s, _ = train_tracking_kernel(X, y, W0, a, eta=eta_stable, steps=steps)
+    progress(2, 3, "stable run")
+
+    # %% The linearised model at the catapult step, and the sweep over eta
     H0 = kernels.gram_h(X, W0)
     lin = linearised_log10_loss_ratio(H0, net.predict(X, W0, a) - y, eta=eta, steps=steps)
     peak, final = sweep(X, y, inits, [lambda_max(X, W) for W, _ in inits], ratios, steps=steps)
-    if progress is not None:
-        progress(3, 3, "sweep")
+    progress(3, 3, "sweep")
 
+    # %% Measure
     ratio_c = loss_c / loss_c[0]
     r = np.asarray(ratios)
-    catapulted = (peak > SPIKE) & (final < CONVERGED)  # (n_inits, len(ratios))
+    catapulted = (peak > SPIKE) & (final < CONVERGED)  # (inits, len(ratios))
     return {
-        "eta_lambda_max_H0": ratio_cat,
+        "eta_lambda_max_H0": RATIO_CATAPULT,
         "lambda_max_H0": lam0_max,
         "spike_ratio": float(ratio_c.max()),
         "spike_step": int(np.argmax(ratio_c)),
@@ -156,7 +170,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         "stable_spike_ratio": float(np.max(loss_s / loss_s[0])),
         "stable_final_loss_ratio": float(loss_s[-1] / loss_s[0]),
         "stable_kernel_shrink": float(lam_s[-1] / lam_s[0]),
-        "sweep_peak_below_2": float(peak[:, np.asarray(ratios) < 2.0].max()),
+        "sweep_peak_below_2": float(peak[:, r < 2.0].max()),
         "sweep_catapult_fraction_2_to_4": float(np.mean(catapulted[:, (r > 2.0) & (r <= 4.0)])),
         "sweep_window_close": window_close(ratios, final),
         # series
@@ -165,9 +179,9 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         "loss_ratio_stable": loss_s / loss_s[0],
         "lin_log10_loss_ratio_series": lin,
         "eta_lam_catapult": lam_c * eta,
-        "eta_lam_stable": lam_s * (ratio_stable / lam0_max),
-        "ratio_stable": ratio_stable,
-        "sweep_ratios": np.asarray(ratios),
+        "eta_lam_stable": lam_s * eta_stable,
+        "ratio_stable": RATIO_STABLE,
+        "sweep_ratios": r,
         "sweep_peak": peak,
         "sweep_final": final,
         "sweep_catapulted": catapulted,

@@ -21,31 +21,35 @@ import numpy as np
 from shared import data, fit, kernels, net
 from shared.plotting import subplots, width_colors
 
-QUICK = {
-    "n": 30,
-    "d": 10,
-    "widths": (256, 512, 1024, 2048, 4096),
-    "moderate": 1024,
-    "inits": 2,
-    "steps": 150,
-    "every": 10,
-}
-FULL = {
-    "n": 100,
-    "d": 20,
-    "widths": (512, 1024, 2048, 4096, 8192, 16384, 32768),
-    "moderate": 2048,
-    "inits": 2,
-    "steps": 200,
-    "every": 10,
+CONFIG = {
+    # widths: the sweep of m; moderate: the smallest width of the lambda_min claim;
+    # inits: nets per width; every: steps between two kernel measurements
+    "quick": {
+        "n": 30,
+        "d": 10,
+        "widths": (256, 512, 1024, 2048, 4096),
+        "moderate": 1024,
+        "inits": 2,
+        "steps": 150,
+        "every": 10,
+    },
+    "full": {
+        "n": 100,
+        "d": 20,
+        "widths": (512, 1024, 2048, 4096, 8192, 16384, 32768),
+        "moderate": 2048,
+        "inits": 2,
+        "steps": 200,
+        "every": 10,
+    },
 }
 
 
 def train_tracking_kernel(X, y, W0, a0, *, eta: float, steps: int, every: int) -> dict:
-    """GD in segments of ``every`` steps, recording ``lambda_min(H(k))`` and ``||H(k) - H(0)||_2``.
+    """GD recording ``lambda_min(H(k))`` and ``||H(k) - H(0)||_2`` every ``every`` steps.
 
-    ``net.train`` records ``lambda_min(H(k))`` but not ``H(k)`` itself, so the
-    run is split into segments and the drift is measured from the returned ``W``.
+    ``net.train`` records ``lambda_min(H(k))`` (``track_kernel``); the drift is
+    measured by its callback from the current ``W(k)``.
 
     Returns
     -------
@@ -55,35 +59,36 @@ def train_tracking_kernel(X, y, W0, a0, *, eta: float, steps: int, every: int) -
     if steps % every:
         raise ValueError(f"steps: expected a multiple of every={every}, got {steps}")
     H0 = kernels.gram_h(X, W0)  # (n, n)
-    W = W0
-    losses, lam_min, drift = [], [], [0.0]
-    for _ in range(steps // every):
-        res = net.train(X, y, W, a0, eta=eta, steps=every, track_kernel=True, record_every=every)
-        W = res.W
-        losses.append(res.loss[:-1])
-        lam_min.append(res.lambda_min_H[0])  # at the start of the segment
+    drift = []
+
+    def watch(k, W, a, u):
         drift.append(float(np.linalg.norm(kernels.gram_h(X, W) - H0, 2)))
-    losses.append(res.loss[-1:])
-    lam_min.append(res.lambda_min_H[-1])
+
+    res = net.train(
+        X, y, W0, a0, eta=eta, steps=steps, track_kernel=True, record_every=every, callback=watch
+    )
     return {
-        "loss": np.concatenate(losses),
-        "k": np.arange(0, steps + 1, every),
-        "lam_min": np.asarray(lam_min),
+        "loss": res.loss,
+        "k": res.recorded_steps,
+        "lam_min": res.lambda_min_H,
         "drift": np.asarray(drift),
     }
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = QUICK if quick else FULL
-    rng = np.random.default_rng(seed)
+    cfg = CONFIG["quick" if quick else "full"]
     n, d, widths = cfg["n"], cfg["d"], cfg["widths"]
+
+    # %% Set-up: data, H_inf and its spectrum, the step 1 / lambda_max(H_inf)
+    rng = np.random.default_rng(seed)
     X = data.unit_sphere(n, d, rng=rng)
     y = data.gaussian_labels(n, rng=rng)
     lam = np.linalg.eigvalsh(kernels.h_inf(X))  # (n,) ascending
     lam0 = lam[0]
     eta = 1.0 / lam[-1]
 
+    # %% Train: every width, several inits, watching the kernel
     drift_max = np.empty((len(widths), cfg["inits"]))  # max_k ||H(k) - H(0)||_2
     ratio_min = np.empty_like(drift_max)  # min_k lambda_min(H(k)) / lam0
     ratio_init = np.empty_like(drift_max)  # lambda_min(H(0)) / lam0
@@ -92,8 +97,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     total = len(widths) * cfg["inits"]
     for i, m in enumerate(widths):
         for j in range(cfg["inits"]):
-            if progress is not None:
-                progress(i * cfg["inits"] + j, total, f"m = {m}")
+            progress(i * cfg["inits"] + j, total, f"m = {m}")
             W0, a0 = net.init_net(d, m, rng=rng)
             tr = train_tracking_kernel(
                 X, y, W0, a0, eta=eta, steps=cfg["steps"], every=cfg["every"]
@@ -105,6 +109,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             if j == 0:
                 traces.append(tr)
 
+    # %% Measure: lambda_min against lam0 / 2, the drift exponent in m
     drift_mean = drift_max.mean(axis=1)  # (len(widths),)
     exponent, exponent_se = fit.power_law(np.asarray(widths, dtype=float), drift_mean)
     mod = widths.index(cfg["moderate"])

@@ -21,12 +21,39 @@ more than their own size and the kernel changes by tens of percent.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from shared import data, fit, kernels, net
 from shared.plotting import subplots, width_colors
+
+CONFIG = {
+    # (a) widths, w_steps GD steps, w_inits nets per width, n_checks train-distance
+    # checkpoints; (b) alphas at width m_scale, s_steps GD steps; n_test test inputs
+    "quick": {
+        "n": 20,
+        "d": 10,
+        "n_test": 50,
+        "widths": [100, 200, 400, 800, 1600],
+        "w_steps": 100,
+        "w_inits": 2,
+        "n_checks": 10,
+        "alphas": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+        "m_scale": 500,
+        "s_steps": 200,
+    },
+    "full": {
+        "n": 20,
+        "d": 10,
+        "n_test": 50,
+        "widths": [100, 200, 400, 800, 1600, 3200, 6400, 12800],
+        "w_steps": 300,
+        "w_inits": 4,
+        "n_checks": 10,
+        "alphas": [0.03, 0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+        "m_scale": 1000,
+        "s_steps": 500,
+    },
+}
 
 
 # --------------------------------------------------------------------------- linearised model
@@ -126,34 +153,40 @@ def relu_train_scaled(X, y, W0, a, *, alpha: float, eta: float, steps: int) -> n
 
 # --------------------------------------------------------------------------- (a) width sweep
 def width_point(X, y, Xt, W0, a0, *, eta: float, steps: int, n_checks: int) -> dict:
-    """One width: GD (``net.train`` segment by segment) against its linearisation.
+    """One width: GD (``net.train``, watched by its callback) against its linearisation.
 
     Returns the relative change ``||W(K) - W(0)||_F / ||W(0)||_F``, the kernel
     drift ``||H(K) - H(0)||_2 / ||H(0)||_2``, the largest train distance
-    ``max_k ||u(k) - u_lin(k)|| / ||u(0) - y||`` over ``n_checks`` checkpoints and
-    the test distance ``||f(Xt) - f_lin(Xt)|| / ||f_lin(Xt) - f(W0; Xt)||`` at ``K``.
+    ``max_k ||u(k) - u_lin(k)|| / ||u(0) - y||`` over ``n_checks`` equally spaced
+    checkpoints ``k > 0`` and the test distance
+    ``||f(Xt) - f_lin(Xt)|| / ||f_lin(Xt) - f(W0; Xt)||`` at ``K``.
     """
+    if steps % n_checks:
+        raise ValueError(f"steps: expected a multiple of n_checks={n_checks}, got {steps}")
     H0 = kernels.gram_h(X, W0)
     u0, ft0 = net.predict(X, W0, a0), net.predict(Xt, W0, a0)
     R, C = linearised_gd(H0, u0 - y, eta=eta, steps=steps)
-    checks = np.linspace(0, steps, n_checks + 1).round().astype(int)
-    W, train_dist = W0, 0.0
-    for k0, k1 in itertools.pairwise(checks):
-        W = net.train(X, y, W, a0, eta=eta, steps=k1 - k0, record_every=k1 - k0).W
-        u = net.predict(X, W, a0)
-        train_dist = max(train_dist, np.linalg.norm(u - (y + R[k1])) / np.linalg.norm(R[0]))
+    train_dist = [0.0]  # the net and its linearisation start at the same u(0)
+
+    def watch(k, W, a, u):
+        if k > 0:
+            train_dist.append(np.linalg.norm(u - (y + R[k])) / np.linalg.norm(R[0]))
+
+    W = net.train(
+        X, y, W0, a0, eta=eta, steps=steps, record_every=steps // n_checks, callback=watch
+    ).W
     ft_lin = ft0 + relu_cross_gram(Xt, X, W0) @ C[-1]  # (nt,)
     ft = net.predict(Xt, W, a0)
     HK = kernels.gram_h(X, W)
     return {
         "rel_change": np.linalg.norm(W - W0) / np.linalg.norm(W0),
         "kernel_drift": np.linalg.norm(HK - H0, 2) / np.linalg.norm(H0, 2),
-        "lin_dist_train": train_dist,
+        "lin_dist_train": max(train_dist),
         "lin_dist_test": np.linalg.norm(ft - ft_lin) / np.linalg.norm(ft_lin - ft0),
     }
 
 
-def width_sweep(rng, *, widths, n, d, n_test, steps, n_inits, progress=None) -> dict:
+def width_sweep(rng, *, widths, n, d, n_test, steps, n_inits, n_checks, progress) -> dict:
     """Average of :func:`width_point` over ``n_inits`` inits per width; one data set.
 
     Step ``eta = 1 / lambda_max(H_inf)``, the same for every width.
@@ -167,10 +200,9 @@ def width_sweep(rng, *, widths, n, d, n_test, steps, n_inits, progress=None) -> 
         pts = []
         for _ in range(n_inits):
             W0, a0 = net.init_net(d, m, rng=rng)
-            pts.append(width_point(X, y, Xt, W0, a0, eta=eta, steps=steps, n_checks=10))
+            pts.append(width_point(X, y, Xt, W0, a0, eta=eta, steps=steps, n_checks=n_checks))
         rows.append({key: float(np.mean([p[key] for p in pts])) for key in pts[0]})
-        if progress is not None:
-            progress(i + 1, len(widths), f"width m={m}")
+        progress(i + 1, len(widths), f"width m={m}")
     out = {key: np.array([r[key] for r in rows]) for key in rows[0]}
     out["m"] = np.asarray(widths, dtype=float)
     return out
@@ -213,41 +245,40 @@ def scale_point(act: str, X, y, Xt, W0, a0, alphas, *, steps: int) -> dict:
 
 
 # --------------------------------------------------------------------------- experiment
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Width sweep (a) and output-scale sweep (b).
 
     Scalars are fitted exponents and the small-alpha (non-lazy) values; arrays
     are the curves for the figure.
     """
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, n_test = cfg["n"], cfg["d"], cfg["n_test"]
     rng_width, rng_scale = np.random.default_rng(seed).spawn(2)
-    if quick:
-        widths, w_steps, w_inits = [100, 200, 400, 800, 1600], 100, 2
-        alphas, m_scale, s_steps = [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0], 500, 200
-    else:
-        widths, w_steps, w_inits = [100, 200, 400, 800, 1600, 3200, 6400, 12800], 300, 4
-        alphas = [0.03, 0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
-        m_scale, s_steps = 1000, 500
-    n, d, n_test = 20, 10, 50
 
+    # %% (a) Width sweep: GD at each width against its linearisation
     wid = width_sweep(
         rng_width,
-        widths=widths,
+        widths=cfg["widths"],
         n=n,
         d=d,
         n_test=n_test,
-        steps=w_steps,
-        n_inits=w_inits,
+        steps=cfg["w_steps"],
+        n_inits=cfg["w_inits"],
+        n_checks=cfg["n_checks"],
         progress=progress,
     )
 
+    # %% (b) Scale sweep: one data set and one net, scaled GD at every alpha, tanh and ReLU
     X = data.unit_sphere(n, d, rng=rng_scale)
     y = data.gaussian_labels(n, rng=rng_scale)
     Xt = data.unit_sphere(n_test, d, rng=rng_scale)
-    W0, a0 = net.init_net(d, m_scale, rng=rng_scale)
-    alphas = np.asarray(alphas)
-    sc = {
-        act: scale_point(act, X, y, Xt, W0, a0, alphas, steps=s_steps) for act in ("tanh", "relu")
-    }
+    W0, a0 = net.init_net(d, cfg["m_scale"], rng=rng_scale)
+    alphas = np.asarray(cfg["alphas"])
+    steps = cfg["s_steps"]
+    tanh = scale_point("tanh", X, y, Xt, W0, a0, alphas, steps=steps)
+    relu = scale_point("relu", X, y, Xt, W0, a0, alphas, steps=steps)
+
+    # %% Measure: exponents on the lazy side, values at the smallest alpha
     lazy = alphas >= 1.0  # the lazy side, where the exponents are fitted
     far = alphas >= 3.0  # the 1/alpha term of the tanh kernel drift dominates the 1/alpha^2 one
 
@@ -259,29 +290,27 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         "width_kernel_drift_exponent": slope(wid["m"], wid["kernel_drift"]),
         "width_lin_dist_train_exponent": slope(wid["m"], wid["lin_dist_train"]),
         "width_lin_dist_test_exponent": slope(wid["m"], wid["lin_dist_test"]),
+        "tanh_rel_change_exponent": slope(alphas[lazy], tanh["rel_change"][lazy]),
+        "tanh_lin_dist_exponent": slope(alphas[lazy], tanh["lin_dist_test"][lazy]),
+        "tanh_rel_change_small_alpha": float(tanh["rel_change"][0]),
+        "tanh_kernel_drift_small_alpha": float(tanh["kernel_drift"][0]),
+        "relu_rel_change_exponent": slope(alphas[lazy], relu["rel_change"][lazy]),
+        "relu_lin_dist_exponent": slope(alphas[lazy], relu["lin_dist_test"][lazy]),
+        "relu_rel_change_small_alpha": float(relu["rel_change"][0]),
+        "relu_kernel_drift_small_alpha": float(relu["kernel_drift"][0]),
+        "tanh_kernel_drift_exponent": slope(alphas[far], tanh["kernel_drift"][far]),
+        "relu_kernel_drift_exponent": slope(alphas[far], relu["kernel_drift"][far]),
     }
-    tanh, relu = sc["tanh"], sc["relu"]
-    out["tanh_rel_change_exponent"] = slope(alphas[lazy], tanh["rel_change"][lazy])
-    out["tanh_lin_dist_exponent"] = slope(alphas[lazy], tanh["lin_dist_test"][lazy])
-    out["tanh_rel_change_small_alpha"] = float(tanh["rel_change"][0])
-    out["tanh_kernel_drift_small_alpha"] = float(tanh["kernel_drift"][0])
-    out["relu_rel_change_exponent"] = slope(alphas[lazy], relu["rel_change"][lazy])
-    out["relu_lin_dist_exponent"] = slope(alphas[lazy], relu["lin_dist_test"][lazy])
-    out["relu_rel_change_small_alpha"] = float(relu["rel_change"][0])
-    out["relu_kernel_drift_small_alpha"] = float(relu["kernel_drift"][0])
-    out["tanh_kernel_drift_exponent"] = slope(alphas[far], sc["tanh"]["kernel_drift"][far])
-    out["relu_kernel_drift_exponent"] = slope(alphas[far], sc["relu"]["kernel_drift"][far])
     out["relu_minus_tanh_lin_dist_exponent"] = (
         out["relu_lin_dist_exponent"] - out["tanh_lin_dist_exponent"]
     )
-    # series for the figure
+    # series for the figure: width_<curve> over m, tanh_<curve> and relu_<curve> over alpha
     out["m"] = wid["m"]
     for key in ("rel_change", "kernel_drift", "lin_dist_train", "lin_dist_test"):
-        out[f"width_{key}"] = wid[key]
+        out["width_" + key] = wid[key]
     out["alpha"] = alphas
-    for act in ("tanh", "relu"):
-        for key, val in sc[act].items():
-            out[f"{act}_{key}"] = val
+    for key in ("rel_change", "kernel_drift", "lin_dist_test", "loss_ratio"):
+        out["tanh_" + key], out["relu_" + key] = tanh[key], relu[key]
     return out
 
 
