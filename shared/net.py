@@ -61,6 +61,7 @@ def init_net(
     v.positive("d", d, integer=True)
     v.positive("m", m, integer=True)
     v.rng("rng", rng)
+    dtype = v.float_dtype("dtype", dtype)
     if antisymmetric:
         if m % 2:
             raise ValueError(f"m: expected an even width for antisymmetric init, got {m}")
@@ -102,7 +103,14 @@ def loss(u: np.ndarray, y: np.ndarray) -> float:
     u = v.array("u", u, ndim=1, nonempty=True)
     y = v.array("y", y, ndim=1, shape=u.shape, nonempty=True)
     r = u - y
-    return 0.5 * float(r @ r)
+    with np.errstate(over="ignore"):
+        L = 0.5 * float(r @ r)
+    if not np.isfinite(L):
+        raise ValueError(
+            f"u: the loss 1/2 ||u - y||^2 overflows {u.dtype} (largest |u_i - y_i| = "
+            f"{float(np.max(np.abs(r))):.3g})"
+        )
+    return L
 
 
 # --------------------------------------------------------------------------- explicit gradients

@@ -194,9 +194,12 @@ def test_min_pairwise_angle_and_teacher_labels_do_not_depend_on_the_scale(rng, c
     [
         (lambda g: data.min_pairwise_angle(np.eye(3, dtype=bool)), "X: expected a real numeric"),
         (lambda g: data.min_pairwise_angle(np.empty((3, 0))), "X: expected non-zero rows"),
-        (lambda g: data.teacher_labels(np.empty((0, 3)), m_teacher=4, rng=g), "X: expected at"),
+        (
+            lambda g: data.teacher_labels(np.empty((0, 3)), m_teacher=4, rng=g),
+            "X: expected a non-empty array",
+        ),
         (lambda g: data.corrupt_labels(np.ones(3, dtype=bool), fraction=0.5, rng=g), "y: expected"),
-        (lambda g: data.rotated_quadratic(np.empty(0), rng=g), "lam: expected at least one"),
+        (lambda g: data.rotated_quadratic(np.empty(0), rng=g), "lam: expected a non-empty array"),
         (lambda g: data.rotated_quadratic(np.array([1.0, np.inf]), rng=g), "lam: expected finite"),
         (lambda g: data.pairs_at_angle(4, 3, angle=float("nan"), rng=g), "angle: expected"),
         (lambda g: data.unit_sphere(True, 3, rng=g), "n: expected an integer"),

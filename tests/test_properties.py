@@ -916,7 +916,7 @@ CASES = {
             "threads": [0, 2.5, "3"],
             "on_divergence": ["ignore", None, 3],
         },
-        names={"X": {"W", "y"}, "W0": {"W"}, "a0": {"a"}},
+        names={"X": {"W", "W0", "y"}, "W0": {"W"}, "a0": {"a"}},
     ),
 }
 
@@ -962,7 +962,7 @@ def test_invalid_input_raises_naming_the_argument(name, seed):
 # m = 0, n = 0, its dtype argument and an overflowing loss land in a change of their own.
 # The contract is the same: a ValueError/TypeError naming the argument, or a finite result.
 # strict: when they hold, these tests fail and the marks must go.
-NET_GAPS = {
+NET_EDGES = {
     "init_net dtype=int": (lambda b: net.init_net(3, 4, rng=b.g, dtype=int), {"dtype"}),
     "init_net dtype=complex": (lambda b: net.init_net(3, 4, rng=b.g, dtype=complex), {"dtype"}),
     "predict m=0": (lambda b: net.predict(b.X, b.W[:0], b.a[:0]), {"W", "a"}),
@@ -978,10 +978,9 @@ NET_GAPS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="net.py validation of these cases lands separately")
-@pytest.mark.parametrize("case", sorted(NET_GAPS))
-def test_net_gaps(case):
-    call, allowed = NET_GAPS[case]
+@pytest.mark.parametrize("case", sorted(NET_EDGES))
+def test_net_edge_cases_raise_naming_the_argument_or_return_finite_values(case):
+    call, allowed = NET_EDGES[case]
     try:
         out = call(_problem(0))
     except (ValueError, TypeError) as err:
