@@ -17,7 +17,9 @@ Each seed runs in a worker process (:mod:`sandbox.workers`): a seed that
 raises, exits or dies is recorded as an error, never as a pass. Each finished
 seed is appended at once to ``experiments/<name>/output/calibration-<mode>.jsonl``
 with the stamp, so an interrupted calibration resumes where it stopped; rows
-of another stamp (older code or bounds) are ignored, never mixed in.
+made by other code are ignored, never mixed in. Rows made by the same code under
+other bounds are reused: the measured quantities do not depend on the bounds, so
+an edited bound is re-judged on the same seeds without running them again.
 
 Exit status: 0 when every check held on every seed (and, in quick mode, every
 estimated rate is below :data:`sandbox.tails.TARGET`), 1 otherwise, 2 when a
@@ -60,8 +62,8 @@ def rows_path(exp: Experiment, mode: str) -> Path:
 
 
 def read_rows(path: Path, st: dict, mode: str) -> tuple[dict[int, dict], int]:
-    """The ``'ok'`` rows of ``path`` made under stamp ``st``, by seed; and the number of lines
-    that could not be read (a torn last line after a crash)."""
+    """The ``'ok'`` rows of ``path`` made by the code of stamp ``st`` (any ``expected.toml``),
+    by seed; and the number of lines that could not be read (a torn last line after a crash)."""
     if not path.is_file():
         return {}, 0
     done, bad = {}, 0
@@ -75,7 +77,8 @@ def read_rows(path: Path, st: dict, mode: str) -> tuple[dict[int, dict], int]:
             continue
         if (
             isinstance(row, dict)
-            and row.get("stamp") == st
+            and isinstance(row.get("stamp"), dict)
+            and row["stamp"].get("code") == st["code"]
             and row.get("mode") == mode
             and row.get("status") == "ok"
             and isinstance(row.get("seed"), int)

@@ -188,17 +188,21 @@ def test_an_interrupted_calibration_resumes(root, capsys):
     assert calls(root) == 40 and entries(folder) == first  # same seeds, same record
 
 
-def test_rows_of_another_stamp_are_ignored(root):
+def test_rows_of_other_code_are_ignored_and_an_edited_bound_reuses_them(root):
     folder = add(root)
     assert sandbox(root, "calibrate", "noisy", "--seeds", "0-9") == 1
     old = stamp(folder)
     toml = folder / "expected.toml"
     toml.write_text(toml.read_text().replace("5 SDs either side", "five SDs either side"))
     assert sandbox(root, "calibrate", "noisy", "--seeds", "0-9") == 1
-    assert calls(root) == 20  # every seed ran again under the new stamp
+    assert calls(root) == 10  # same code: the bound is re-judged on the stored quantities
     assert load_record(folder)["quick"]["stamp"] == stamp(folder) != old
+    code = next(folder.glob("*.py"))
+    code.write_text(code.read_text() + "\n# an edit of the code\n")
+    assert sandbox(root, "calibrate", "noisy", "--seeds", "0-9") == 1
+    assert calls(root) == 20  # other code: every seed ran again
     rows = [json.loads(r) for r in (folder / "output" / "calibration-quick.jsonl").open()]
-    assert [r["stamp"] == old for r in rows].count(True) == 10  # kept, not mixed in
+    assert [r["stamp"]["code"] == old["code"] for r in rows].count(True) == 10  # kept apart
 
 
 def test_a_seed_that_dies_is_an_error_and_is_retried(root, capsys, monkeypatch):
