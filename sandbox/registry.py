@@ -3,7 +3,7 @@
 An experiment is a folder ``experiments/<name>/`` holding
 
 - ``README.md``      question, claim, how to run, what is checked and why, the figure;
-- ``experiment.py``  ``run(*, quick, seed, progress=None) -> dict`` and ``plot(result) -> Figure``;
+- ``experiment.py``  ``run(*, quick, seed, progress) -> dict`` and ``plot(result) -> Figure``;
 - ``expected.toml``  an ``[experiment]`` table (title, question, claim) and ``[[check]]`` tables.
 
 Folders whose name starts with ``_`` or ``.`` (the template) are not experiments.
@@ -83,6 +83,12 @@ class Experiment:
                 raise ExperimentError(
                     f"{self.name}: run() must take keyword-only arguments quick and seed"
                 )
+        progress = params.get("progress")
+        if progress is None or progress.kind is not inspect.Parameter.KEYWORD_ONLY:
+            raise ExperimentError(
+                f"{self.name}: run() must take a keyword-only argument progress "
+                "(the harness always passes one: progress(i, total, label))"
+            )
         return module
 
 

@@ -174,6 +174,7 @@ def run_experiment(
         out_dir = Path(out_dir)
         set_aside(out_dir)
     t0 = time.perf_counter()
+    progress = progress if progress is not None else (lambda i, total, label="": None)
     result = module.run(quick=quick, seed=seed, progress=progress)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)

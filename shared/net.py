@@ -25,6 +25,7 @@ import numpy as np
 
 from shared import _engine as _step
 from shared import _validate as v
+from shared import optim
 from shared.kernels import gram_g, gram_h
 
 
@@ -121,35 +122,38 @@ def gradients(
     return _step_quantities(X, y, W, a, _coef(scale, W.shape[0]), need_grad_a=True)
 
 
-def objective(X: np.ndarray, y: np.ndarray, a: np.ndarray, *, scale: float = 1.0):
+def objective(
+    X: np.ndarray,
+    y: np.ndarray,
+    a: np.ndarray,
+    *,
+    scale: float = 1.0,
+    trace: Callable[[np.ndarray, float, np.ndarray], object] | None = None,
+):
     """``f(w)`` and ``grad(w)`` of ``L(W)`` as functions of the flat ``w = vec(W) (m * d,)``.
 
     For the optimizers of :mod:`shared.optim`, which see parameters as one vector.
     ``a`` is fixed. One forward/backward pass per distinct ``w`` (``minimize`` asks
-    for ``f`` and ``grad`` at the same point); a non-finite ``w`` (a diverged run)
-    gives ``f = inf`` and a NaN gradient instead of raising, so the driver can flag it.
+    for ``f`` and ``grad`` at the same point; :func:`shared.optim.cached`); a
+    non-finite ``w`` (a diverged run) gives ``f = inf`` and a NaN gradient instead
+    of raising, so the driver can flag it. ``trace(w, f, g)`` is called once per
+    new evaluation (see :func:`shared.optim.cached`).
 
     Returns
     -------
     f : callable ``(m * d,) -> float``
-    grad : callable ``(m * d,) -> (m * d,) ndarray``
+    grad : callable ``(m * d,) -> (m * d,) ndarray``, read-only.
     """
     X = v.array("X", X, ndim=2)
     a = v.array("a", a, ndim=1, dtype=X.dtype)
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],))
-    shape = (a.shape[0], X.shape[1])
-    last: dict = {}
+    shape = (a.shape[0], X.shape[1])  # (m, d)
 
-    def evaluate(w):
-        if "w" not in last or not np.array_equal(last["w"], w):
-            if np.all(np.isfinite(w)):
-                L, gW, _, _ = gradients(X, y, w.reshape(shape), a, scale=scale)
-                last.update(w=w.copy(), L=L, g=gW.ravel())
-            else:
-                last.update(w=w.copy(), L=np.inf, g=np.full(w.shape, np.nan))
-        return last
+    def fun_and_grad(w):
+        L, grad_W, _, _ = gradients(X, y, w.reshape(shape), a, scale=scale)
+        return L, grad_W.ravel()
 
-    return (lambda w: evaluate(w)["L"]), (lambda w: evaluate(w)["g"])
+    return optim.cached(fun_and_grad, trace=trace)
 
 
 def _step_quantities(X, y, W, a, c, *, need_grad_a):
@@ -192,10 +196,12 @@ class TrainResult:
 
     ``loss`` has one entry per step, ``k = 0..steps``. With ``tol`` it stops at
     ``k = stopped_step``, the first step with ``L(k) <= tol L(0)`` (``None`` if
-    no step met it). After a divergence it stops at the last finite value,
-    ``k = diverged_step - 1``, and ``W``, ``a``, ``u`` are the iterate of that
-    step (never non-finite numbers). Traces listed in ``recorded_steps`` are
-    taken every ``record_every`` steps and at the last step:
+    no step met it); when ``train``'s ``callback`` returns a truthy value at a
+    recorded step, it stops there with ``stopped_by_callback = True``. After a
+    divergence it stops at the last finite value, ``k = diverged_step - 1``, and
+    ``W``, ``a``, ``u`` are the iterate of that step (never non-finite numbers).
+    Traces listed in ``recorded_steps`` are taken every ``record_every`` steps
+    and at the last step:
 
     - ``flip_fraction``: fraction of the ``m * n`` pairs ``(r, i)`` whose
       pattern ``1{w_r(k).x_i >= 0}`` differs from step 0 (Du et al. Lemma 3.2;
@@ -218,6 +224,7 @@ class TrainResult:
     diverged: bool = False
     diverged_step: int | None = None
     stopped_step: int | None = None
+    stopped_by_callback: bool = False
     extras: dict = field(default_factory=dict)
 
 
@@ -279,6 +286,7 @@ def train(
     on_divergence: str = "raise",
     tol: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    callback: Callable[[int, np.ndarray, np.ndarray, np.ndarray], object] | None = None,
     block: int | None = None,
     threads: int | None = None,
 ) -> TrainResult:
@@ -303,6 +311,12 @@ def train(
     tol : stop after the first step ``k`` with ``L(k) <= tol L(0)``, recorded
         there (``stopped_step = k``); ``None`` runs all ``steps``.
     progress : called as ``progress(k, steps)`` after each recorded step.
+    callback : called as ``callback(k, W, a, u)`` at each recorded step, after
+        ``progress``, with the iterate of step ``k``: ``W (m, d)``, ``a (m,)`` and
+        its predictions ``u (n,)`` (scipy's ``callback`` of ``minimize``). The
+        arrays are read-only views of the run's buffers, valid during the call
+        only: copy what you keep. It runs with the caller's BLAS threads. A
+        truthy return stops the run after step ``k`` (``stopped_by_callback``).
     block : neurons per block of the step (default: about ``2^18 / n``, see
         :func:`shared._step.blocks`). The blocks fix the order of every sum, so results
         depend on ``block`` at the rounding level and never on ``threads``.
@@ -325,6 +339,10 @@ def train(
         v.positive("block", block, integer=True)
     if threads is not None:
         v.positive("threads", threads, integer=True)
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback: expected a callable (k, W, a, u) or None, got {type(callback).__name__}"
+        )
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"on_divergence: expected 'raise' or 'flag', got {on_divergence!r}")
 
@@ -338,6 +356,7 @@ def train(
     grad_a = np.empty_like(a0) if train_a else None
     losses = np.empty(steps + 1)
     diverged_step = stopped_step = None
+    stopped_by_callback = False
     threads = _step.blas_threads() if threads is None else threads
     with _step.Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -364,7 +383,10 @@ def train(
                 rec(k, W)
                 if progress is not None:
                     progress(k, steps)
-            if k == steps or stopped_step is not None:
+                if callback is not None:
+                    with ws.full_blas():
+                        stopped_by_callback = bool(callback(k, *_read_only(W, a, u)))
+            if k == steps or stopped_step is not None or stopped_by_callback:
                 break
             with np.errstate(over="ignore", invalid="ignore"):
                 u = _step.descend(
@@ -400,7 +422,16 @@ def train(
         diverged=diverged_step is not None,
         diverged_step=diverged_step,
         stopped_step=stopped_step,
+        stopped_by_callback=stopped_by_callback,
     )
+
+
+def _read_only(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Views of ``arrays`` that cannot be written through (the buffers stay writable)."""
+    views = [A.view() for A in arrays]
+    for A in views:
+        A.setflags(write=False)
+    return views
 
 
 def _lambda_max_kernel(X, W0, train_a: bool) -> float:

@@ -168,6 +168,66 @@ def _norm(g: np.ndarray) -> float:
     return float(v.row_norms(g.reshape(1, -1))[0])
 
 
+# --------------------------------------------------------------------------- objectives
+def cached(
+    fun_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    *,
+    trace: Callable[[np.ndarray, float, np.ndarray], object] | None = None,
+) -> tuple[Callable[[np.ndarray], float], Callable[[np.ndarray], np.ndarray]]:
+    """``f`` and ``grad`` from one function that computes both, evaluated once per distinct point.
+
+    Optimizers ask for ``f(x)`` and ``grad(x)`` separately, often at the same
+    point (:func:`minimize` records both at every iterate, :class:`Armijo` asks
+    ``f`` where it already has the gradient), while a model computes both in
+    one forward and backward pass. The pair keeps the last point it evaluated
+    (a copy, compared by value), so the second half at the same point is free.
+
+    A point with a non-finite entry (a diverged iterate) gives ``f = inf`` and
+    an all-NaN gradient without calling ``fun_and_grad``, so a driver flags it
+    (:func:`minimize` stops with ``diverged``) instead of the model raising.
+
+    Parameters
+    ----------
+    fun_and_grad : callable ``x -> (f, g)``, ``f`` a float and ``g`` an array of
+        the shape of ``x``.
+    trace : callable ``trace(x, f, g)``, optional. Called once per new
+        evaluation, non-finite points included, in the order of evaluation.
+        ``x`` and ``g`` are read-only and stay valid after the call, so a trace
+        may keep them.
+
+    Returns
+    -------
+    f : callable ``x -> float``
+    grad : callable ``x -> ndarray``, read-only (shared with the cache and
+        with ``trace``).
+    """
+    if not callable(fun_and_grad):
+        raise TypeError(
+            f"fun_and_grad: expected a callable x -> (f, g), got {type(fun_and_grad).__name__}"
+        )
+    if trace is not None and not callable(trace):
+        raise TypeError(f"trace: expected a callable (x, f, g) or None, got {type(trace).__name__}")
+    last: dict = {}
+
+    def evaluate(x):
+        if "x" in last and np.array_equal(last["x"], x, equal_nan=True):
+            return last
+        x = np.array(x)  # a copy: the caller may overwrite its array
+        x.setflags(write=False)
+        if np.all(np.isfinite(x)):
+            fx, g = fun_and_grad(x)
+            g = np.asarray(g).view()  # read-only view: the caller's array stays writable
+        else:
+            fx, g = np.inf, np.full(x.shape, np.nan)
+        g.setflags(write=False)
+        last.update(x=x, f=fx, g=g)
+        if trace is not None:
+            trace(x, fx, g)
+        return last
+
+    return (lambda x: evaluate(x)["f"]), (lambda x: evaluate(x)["g"])
+
+
 # --------------------------------------------------------------------------- driver
 @dataclass
 class OptimizeResult:
@@ -220,7 +280,8 @@ def minimize(
         v.positive("clip", clip)
     # grad(x_k) is evaluated once per step: the optimizer's call at the current
     # iterate reuses the value just recorded (other points, e.g. Nesterov's
-    # look-ahead, are evaluated afresh)
+    # look-ahead, are evaluated afresh). Matched by identity, which is free; an
+    # objective that computes f and grad together shares them with `cached`
     cache = {"x": None, "g": None}
 
     def g_fn(z):

@@ -7,6 +7,7 @@ one test that lists everything missing at once.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tomllib
@@ -81,8 +82,30 @@ def problems(folder: Path) -> list[str]:
             )
         if f"`{c.quantity}`" not in readme and c.quantity not in readme:
             found.append(f"README's table of checks does not mention '{c.quantity}'")
+    found += [
+        f"'{q}' is checked but is no literal key in experiment.py (an f-string key?)"
+        for q in unquoted_quantities(folder, [c.quantity for c in exp.checks])
+    ]
     found += _published_run_problems(folder)
     return found
+
+
+def unquoted_quantities(folder: Path, quantities: list[str]) -> list[str]:
+    """The names in ``quantities`` that ``experiment.py`` never writes as a literal key.
+
+    A literal key is a string constant that is a key of a dict display (``{"lam0": ...}``) or
+    the subscript of an assignment (``out["lam0"] = ...``), so a search for the name finds the
+    line that computes it; ``f"lam0_{kind}"`` is not one.
+    """
+    tree = ast.parse((folder / "experiment.py").read_text())
+    keys = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys.update(k.value for k in node.keys if isinstance(k, ast.Constant))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.slice, ast.Constant):
+                keys.add(node.slice.value)
+    return sorted(set(quantities) - keys)
 
 
 def _published_run_problems(folder: Path) -> list[str]:
@@ -156,3 +179,22 @@ def test_completeness_catches_what_is_missing(tmp_path):
     found = "\n".join(problems(folder))
     assert "no question section" in found and "no claim section" in found
     assert "does not show the figure" in found
+
+
+def test_a_checked_quantity_built_with_an_fstring_is_caught(tmp_path):
+    """The literal-key rule itself: a scaffold passes it, the same key built by an f-string
+    does not, though ``run()`` still returns the same dict."""
+    folder = tmp_path / "scaffold"
+    folder.mkdir()
+    for f in REQUIRED_FILES:
+        (folder / f).write_text((TEMPLATE / f).read_text().replace("TEMPLATE_NAME", "scaffold"))
+    checked = [c.quantity for c in load(folder).checks]
+    assert "final_loss_ratio" in checked
+    assert unquoted_quantities(folder, checked) == []
+    code = (folder / "experiment.py").read_text()
+    literal = '"final_loss_ratio": ratio[-1],'
+    assert literal in code, "the template lost its final_loss_ratio key; update this test"
+    built = '**{f"final_{kind}_ratio": ratio[-1] for kind in ["loss"]},'
+    (folder / "experiment.py").write_text(code.replace(literal, built))
+    assert unquoted_quantities(folder, checked) == ["final_loss_ratio"]
+    assert "'final_loss_ratio' is checked but is no literal key" in "\n".join(problems(folder))

@@ -35,7 +35,7 @@ import numpy as np
 from shared.plotting import subplots
 
 
-def run(*, quick, seed, progress=None):
+def run(*, quick, seed, progress=lambda i, total, label="": None):
     rng = np.random.default_rng(seed)
     return {
         "value": 2.0 if quick else 3.0,
@@ -394,6 +394,10 @@ BROKEN = {
     "run() without keyword-only seed": (
         _replace_code("def run(*, quick, seed,", "def run(quick, seed, *,"),
         "run() must take keyword-only arguments quick and seed",
+    ),
+    "run() without keyword-only progress": (
+        _replace_code(', progress=lambda i, total, label="": None)', ")"),
+        "run() must take a keyword-only argument progress",
     ),
     "run() returns a list": (
         _replace_code("    return {", "    return [1.0]\n    return {"),

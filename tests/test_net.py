@@ -296,6 +296,50 @@ def test_train_float32_end_to_end(rng):
     )
 
 
+# --------------------------------------------------------------------------- callback
+def test_callback_sees_each_recorded_iterate_read_only(rng):
+    X, y, W0, a0 = _problem(rng, n=8, d=3, m=30)
+    seen = []
+
+    def watch(k, W, a, u):
+        assert not (W.flags.writeable or a.flags.writeable or u.flags.writeable)
+        seen.append((k, W.copy(), a.copy(), u.copy()))
+
+    res = net.train(X, y, W0, a0, eta=0.5, steps=11, train_a=True, record_every=4, callback=watch)
+    assert [k for k, *_ in seen] == [0, 4, 8, 11] == list(res.recorded_steps)
+    assert not res.stopped_by_callback
+    for k, W, a, u in seen:  # the iterate of step k: the same as a run of exactly k steps
+        exact = net.train(X, y, W0, a0, eta=0.5, steps=k, train_a=True, record_every=100)
+        np.testing.assert_array_equal(W, exact.W)
+        np.testing.assert_array_equal(a, exact.a)
+        np.testing.assert_array_equal(u, exact.u)
+    np.testing.assert_array_equal(seen[0][1], W0)
+
+
+def test_callback_stops_the_run_after_a_recorded_step(rng):
+    X, y, W0, a0 = _problem(rng, n=8, d=3, m=30)
+    full = net.train(X, y, W0, a0, eta=0.5, steps=40, record_every=3)
+    res = net.train(
+        X, y, W0, a0, eta=0.5, steps=40, record_every=3, callback=lambda k, W, a, u: k >= 7
+    )
+    assert res.stopped_by_callback and res.stopped_step is None and not res.diverged
+    assert res.recorded_steps[-1] == 9  # the first recorded step with k >= 7
+    np.testing.assert_array_equal(res.loss, full.loss[:10])
+    exact = net.train(X, y, W0, a0, eta=0.5, steps=9, record_every=3)
+    np.testing.assert_array_equal(res.W, exact.W)
+    np.testing.assert_array_equal(res.u, exact.u)
+    # a falsy return (None) runs every step
+    assert not net.train(
+        X, y, W0, a0, eta=0.5, steps=5, callback=lambda *args: None
+    ).stopped_by_callback
+
+
+def test_callback_must_be_callable(rng):
+    X, y, W0, a0 = _problem(rng)
+    with pytest.raises(TypeError, match="callback: expected a callable"):
+        net.train(X, y, W0, a0, eta=0.1, steps=3, callback=[])
+
+
 # --------------------------------------------------------------------------- divergence
 def _diverging(rng):
     X, y, W, a = _problem(rng, n=8, d=3, m=40)

@@ -390,3 +390,92 @@ def test_clip_by_norm_is_exact_where_the_squared_norm_overflows():
     np.testing.assert_allclose(optim.clip_by_norm(g, 1.0), [0.6, 0.8], rtol=1e-15)
     tiny = np.array([3e-200, 4e-200])  # ||g||^2 underflows to 0
     np.testing.assert_allclose(optim.clip_by_norm(tiny, 1e-201), [6e-202, 8e-202], rtol=1e-15)
+
+
+# --------------------------------------------------------------------------- cached objective
+def test_cached_evaluates_once_per_distinct_point_and_traces_each(quad):
+    A, x0 = quad
+    calls, seen = [], []
+
+    def fun_and_grad(x):
+        calls.append(x.copy())
+        return 0.5 * float(x @ A @ x), A @ x
+
+    f, grad = optim.cached(fun_and_grad, trace=lambda x, fx, g: seen.append((x, fx, g)))
+    x1 = x0 + 1.0
+    values = [f(x0), grad(x0), f(x0.copy()), grad(x1), f(x1), f(x0)]
+    # x0, x1, then x0 again: the cache holds the last point only
+    assert len(calls) == 3 and len(seen) == 3
+    np.testing.assert_array_equal(seen[0][0], x0)
+    np.testing.assert_array_equal(seen[1][0], x1)
+    assert values[0] == values[2] == values[5] == 0.5 * float(x0 @ A @ x0)
+    np.testing.assert_array_equal(values[1], A @ x0)
+    # the trace may keep what it gets: copies, read-only, unchanged by later evaluations
+    assert all(not x.flags.writeable and not g.flags.writeable for x, _, g in seen)
+    np.testing.assert_array_equal(seen[0][2], A @ x0)
+    # overwriting the caller's array in place is a new point, not a stale hit
+    x = x0.copy()
+    f(x)  # x0 again: cached
+    x *= 2.0
+    assert f(x) == 0.5 * float(x @ A @ x) and len(calls) == 4
+
+
+def test_cached_flags_non_finite_points_without_calling_the_model():
+    calls, seen = [], []
+
+    def fun_and_grad(x):
+        calls.append(1)
+        return float(x @ x), 2.0 * x
+
+    f, grad = optim.cached(fun_and_grad, trace=lambda x, fx, g: seen.append(fx))
+    bad = np.array([1.0, np.nan, 2.0])
+    assert f(bad) == np.inf
+    assert np.all(np.isnan(grad(bad))) and grad(bad).shape == (3,)
+    assert calls == [] and seen == [np.inf]  # traced once, never evaluated
+    assert f(np.array([1.0, np.inf, 0.0])) == np.inf and calls == [] and len(seen) == 2
+
+
+def test_cached_gradient_is_read_only_but_the_model_buffer_is_not():
+    out = np.zeros(2)
+
+    def fun_and_grad(x):
+        np.multiply(x, 2.0, out=out)  # a model that reuses its buffer
+        return 0.0, out
+
+    _, grad = optim.cached(fun_and_grad)
+    g = grad(np.ones(2))
+    with pytest.raises(ValueError, match="read-only"):
+        g[0] = 5.0
+    grad(np.full(2, 3.0))  # the model can still write its own buffer
+    assert out.flags.writeable and out[0] == 6.0
+
+
+def test_cached_with_minimize_matches_plain_functions(quad):
+    A, x0 = quad
+    plain = optim.minimize(
+        lambda x: 0.5 * x @ A @ x,
+        lambda x: A @ x,
+        x0,
+        optimizer=optim.Nesterov(0.5),
+        lr=1 / L,
+        steps=30,
+    )
+    evals = []
+    f, grad = optim.cached(lambda x: (0.5 * x @ A @ x, A @ x), trace=lambda *e: evals.append(1))
+    res = optim.minimize(f, grad, x0, optimizer=optim.Nesterov(0.5), lr=1 / L, steps=30)
+    np.testing.assert_array_equal(res.f, plain.f)
+    np.testing.assert_array_equal(res.x, plain.x)
+    # one evaluation per iterate and one per look-ahead point, y_0 = x_0 excepted
+    assert len(evals) == 31 + 30 - 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fun_and_grad": 3.0}, "fun_and_grad: expected a callable"),
+        ({"fun_and_grad": lambda x: (0.0, x), "trace": "log"}, "trace: expected a callable"),
+    ],
+)
+def test_cached_bad_input(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        optim.cached(**kwargs)

@@ -24,14 +24,23 @@ import numpy as np
 from shared import data, fit, kernels, net
 from shared.plotting import subplots, width_colors
 
-QUICK = {"n": 40, "d": 20, "m": 4000, "steps": 900, "widths": (100, 400, 1600, 6400), "draws": 3}
-FULL = {
-    "n": 200,
-    "d": 50,
-    "m": 8000,
-    "steps": 3000,
-    "widths": (250, 1000, 4000, 16000, 64000),
-    "draws": 3,
+CONFIG = {
+    "quick": {
+        "n": 40,
+        "d": 20,
+        "m": 4000,
+        "steps": 900,
+        "widths": (100, 400, 1600, 6400),
+        "draws": 3,
+    },
+    "full": {
+        "n": 200,
+        "d": 50,
+        "m": 8000,
+        "steps": 3000,
+        "widths": (250, 1000, 4000, 16000, 64000),
+        "draws": 3,
+    },
 }
 
 
@@ -52,11 +61,21 @@ def kernel_error(X: np.ndarray, Theta: np.ndarray, *, widths, draws: int, rng) -
     return err
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def _slope_line(ax, loss, slope, **kw):
+    """Dashed line ``L(k0) exp(slope (k - k0))`` through the loss where it crosses 1e-3 L(0)."""
+    ratio = loss / loss[0]
+    k0 = int(np.argmax(ratio <= 1e-3)) if np.any(ratio <= 1e-3) else len(loss) // 2
+    k = np.arange(len(loss))
+    ax.semilogy(k, ratio[k0] * np.exp(slope * (k - k0)), "--", **kw)
+
+
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng = np.random.default_rng(seed)
     n, d, m, steps = cfg["n"], cfg["d"], cfg["m"], cfg["steps"]
+
+    # %% Set-up: data, the two limit kernels H_inf and Theta_inf, one step eta, one init
     X = data.unit_sphere(n, d, rng=rng)  # (n, d)
     y = data.gaussian_labels(n, rng=rng)  # (n,)
 
@@ -68,12 +87,13 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
 
     W0, a0 = net.init_net(d, m, rng=rng)
     u0 = net.predict(X, W0, a0)  # (n,)
+
+    # %% Train: GD on W alone, then on (W, a), each beside its kernel-regime prediction
     runs = {}
     for i, (name, train_a, K, lam0) in enumerate(
         (("W", False, H, lam_H[0]), ("Wa", True, Theta, lam_T[0]))
     ):
-        if progress is not None:
-            progress(i, 3, f"GD on {name}, m = {m}")
+        progress(i, 3, f"GD on {name}, m = {m}")
         res = net.train(X, y, W0, a0, eta=eta, steps=steps, train_a=train_a, record_every=steps)
         # kernel-regime loss 1/2 ||(I - eta K)^k (y - u(0))||^2 (Arora et al. 2019, Sec. 4)
         kernel_loss = 0.5 * kernels.predicted_residuals(K, y, eta=eta, steps=steps, u0=u0) ** 2
@@ -85,8 +105,8 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             "kernel_loss": kernel_loss,
         }
 
-    if progress is not None:
-        progress(2, 3, "kernel at init")
+    # %% Measure: the empirical kernel at init against Theta_inf, over widths
+    progress(2, 3, "kernel at init")
     widths = cfg["widths"]
     err = kernel_error(X, Theta, widths=widths, draws=cfg["draws"], rng=rng)
     err_mean = err.mean(axis=1)  # (len(widths),)
@@ -128,14 +148,6 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         "kernel_error_mean": err_mean,
         "kernel_error_all": err,
     }
-
-
-def _slope_line(ax, loss, slope, **kw):
-    """Dashed line ``L(k0) exp(slope (k - k0))`` through the loss where it crosses 1e-3 L(0)."""
-    ratio = loss / loss[0]
-    k0 = int(np.argmax(ratio <= 1e-3)) if np.any(ratio <= 1e-3) else len(loss) // 2
-    k = np.arange(len(loss))
-    ax.semilogy(k, ratio[k0] * np.exp(slope * (k - k0)), "--", **kw)
 
 
 def plot(result: dict):

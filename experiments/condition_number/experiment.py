@@ -23,29 +23,31 @@ import numpy as np
 from shared import data, fit, kernels, net, optim
 from shared.plotting import subplots, width_colors
 
-QUICK = {
-    "d": 50,
-    "kappas_rate": [10.0, 100.0, 316.0],
-    "kappas_iter": [10.0, 31.6, 100.0, 316.0],
-    "eps": 1e-6,
-    "d_convex": 100,
-    "n_zero": 10,
-    "convex_floor": 1e-6,
-    "convex_steps": 10000,
-    "gap_kappa": 100.0,
-    "net": {"n": 30, "d": 10, "m": 2000},
-}
-FULL = {
-    "d": 200,
-    "kappas_rate": [10.0, 100.0, 1000.0, 10000.0],
-    "kappas_iter": [10.0, 31.6, 100.0, 316.0, 1000.0, 3162.0, 10000.0],
-    "eps": 1e-6,
-    "d_convex": 400,
-    "n_zero": 40,
-    "convex_floor": 1e-7,
-    "convex_steps": 100000,
-    "gap_kappa": 1000.0,
-    "net": {"n": 60, "d": 10, "m": 10000},
+CONFIG = {
+    "quick": {
+        "d": 50,
+        "kappas_rate": [10.0, 100.0, 316.0],
+        "kappas_iter": [10.0, 31.6, 100.0, 316.0],
+        "eps": 1e-6,
+        "d_convex": 100,
+        "n_zero": 10,
+        "convex_floor": 1e-6,
+        "convex_steps": 10000,
+        "gap_kappa": 100.0,
+        "net": {"n": 30, "d": 10, "m": 2000},
+    },
+    "full": {
+        "d": 200,
+        "kappas_rate": [10.0, 100.0, 1000.0, 10000.0],
+        "kappas_iter": [10.0, 31.6, 100.0, 316.0, 1000.0, 3162.0, 10000.0],
+        "eps": 1e-6,
+        "d_convex": 400,
+        "n_zero": 40,
+        "convex_floor": 1e-7,
+        "convex_steps": 100000,
+        "gap_kappa": 1000.0,
+        "net": {"n": 60, "d": 10, "m": 10000},
+    },
 }
 
 
@@ -94,29 +96,33 @@ def steps_to(dist: np.ndarray, eps: float) -> int:
 def rates_vs_kappa(cfg: dict, rng: np.random.Generator) -> dict:
     """Measured vs predicted contraction at ``eta = 1/L`` and ``eta = 2/(L + mu)``."""
     d, L = cfg["d"], 1.0
-    rows = {"kappa": [], "rho_1L": [], "pred_1L": [], "rho_opt": [], "pred_opt": []}
+    rho_1L, pred_1L, rho_opt, pred_opt = [], [], [], []
     step_excess, curves = [], []
     for kappa in cfg["kappas_rate"]:
         mu = L / kappa
         A, _, x0 = data.rotated_quadratic(strongly_convex_spectrum(d, mu, L, rng=rng), rng=rng)
-        for key, eta, pred in (
-            ("1L", 1.0 / L, 1.0 - 1.0 / kappa),
-            ("opt", 2.0 / (L + mu), (kappa - 1.0) / (kappa + 1.0)),
+        for rhos, preds, eta, pred in (
+            (rho_1L, pred_1L, 1.0 / L, 1.0 - 1.0 / kappa),
+            (rho_opt, pred_opt, 2.0 / (L + mu), (kappa - 1.0) / (kappa + 1.0)),
         ):
             # enough steps for ||x|| / ||x0|| to fall below 1e-13 at the predicted rate
             steps = int(np.ceil(np.log(1e-14) / np.log(pred))) + 50
             dist = gd_distances(A, x0, eta=eta, steps=steps)
-            rows[f"rho_{key}"].append(measured_rate(dist))
-            rows[f"pred_{key}"].append(pred)
+            rhos.append(measured_rate(dist))
+            preds.append(pred)
             # ||I - eta A||_2 = pred bounds every single step's contraction
             step_excess.append(float(np.max(dist[1:] / dist[:-1])) / pred)
-            if key == "1L":
+            if rhos is rho_1L:
                 curves.append(dist / dist[0])
-        rows["kappa"].append(kappa)
-    out = {k: np.asarray(v) for k, v in rows.items()}
-    out["max_step_contraction_over_pred"] = max(step_excess)
-    out["curves_1L"] = curves
-    return out
+    return {
+        "kappa": np.asarray(cfg["kappas_rate"]),
+        "rho_1L": np.asarray(rho_1L),
+        "pred_1L": np.asarray(pred_1L),
+        "rho_opt": np.asarray(rho_opt),
+        "pred_opt": np.asarray(pred_opt),
+        "max_step_contraction_over_pred": max(step_excess),
+        "curves_1L": curves,
+    }
 
 
 def iterations_vs_kappa(cfg: dict, rng: np.random.Generator) -> dict:
@@ -265,34 +271,39 @@ def bridge(cfg: dict, rng: np.random.Generator) -> dict:
 
 
 # --------------------------------------------------------------------------- run / plot
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Rates vs ``kappa`` (GD at ``1/L`` and ``2/(L+mu)``), iterations vs ``kappa``, the sublinear
     convex case, and the same rates on the linearised and the real ReLU net."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng_rate, rng_iter, rng_cvx, rng_net = np.random.default_rng(seed).spawn(4)
-    out = {}
-    parts = (
-        ("rates", lambda: rates_vs_kappa(cfg, rng_rate)),
-        ("iterations", lambda: iterations_vs_kappa(cfg, rng_iter)),
-        ("convex", lambda: convex_not_strongly(cfg, rng_cvx)),
-        ("net", lambda: bridge(cfg["net"], rng_net)),
-    )
-    for i, (label, part) in enumerate(parts):
-        out.update(part())
-        if progress is not None:
-            progress(i + 1, len(parts), label)
-    r = out
-    ratio_1L = np.log(r["rho_1L"]) / np.log(r["pred_1L"])
-    ratio_opt = np.log(r["rho_opt"]) / np.log(r["pred_opt"])
-    out.update(
-        {
-            "lograte_ratio_1L": ratio_1L,
-            "lograte_ratio_opt": ratio_opt,
-            "lograte_ratio_min": float(min(ratio_1L.min(), ratio_opt.min())),
-            "lograte_ratio_max": float(max(ratio_1L.max(), ratio_opt.max())),
-        }
-    )
-    return out
+
+    # %% Strongly convex quadratics: the contraction and the cost against kappa
+    rates = rates_vs_kappa(cfg, rng_rate)
+    progress(1, 4, "rates")
+    iterations = iterations_vs_kappa(cfg, rng_iter)
+    progress(2, 4, "iterations")
+
+    # %% Convex, not strongly convex: zero eigenvalues, with and without a gap above them
+    convex = convex_not_strongly(cfg, rng_cvx)
+    progress(3, 4, "convex")
+
+    # %% The net: the same iteration with A = H, linearised and ReLU
+    bridged = bridge(cfg["net"], rng_net)
+    progress(4, 4, "net")
+
+    # %% Measure: measured over predicted log-rates, both steps, every kappa
+    ratio_1L = np.log(rates["rho_1L"]) / np.log(rates["pred_1L"])
+    ratio_opt = np.log(rates["rho_opt"]) / np.log(rates["pred_opt"])
+    return {
+        **rates,
+        **iterations,
+        **convex,
+        **bridged,
+        "lograte_ratio_1L": ratio_1L,
+        "lograte_ratio_opt": ratio_opt,
+        "lograte_ratio_min": float(min(ratio_1L.min(), ratio_opt.min())),
+        "lograte_ratio_max": float(max(ratio_1L.max(), ratio_opt.max())),
+    }
 
 
 def plot(result: dict):

@@ -20,6 +20,16 @@ import numpy as np
 from shared import data, net
 from shared.plotting import subplots
 
+SHAPES = [(5, 3, 4), (20, 10, 50), (50, 20, 200), (8, 100, 16)]  # (n, d, m); both modes
+CONFIG = {
+    "quick": {"shapes": SHAPES, "fd_shape": (6, 4, 8)},
+    "full": {
+        "shapes": [*SHAPES, (200, 50, 2000), (1000, 100, 500), (100, 784, 1000)],
+        "fd_shape": (20, 10, 40),
+    },
+}
+SHOWN = (50, 20, 200)  # the shape whose gradients and graph the figure draws
+
 
 # --------------------------------------------------------------------------- the engine
 def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -251,14 +261,13 @@ def smooth_check(rng, *, h: float = 1e-6) -> float:
 
 
 # --------------------------------------------------------------------------- experiment
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Autodiff, explicit chain rule and finite differences against ``net.gradients``."""
+    cfg = CONFIG["quick" if quick else "full"]
+    shapes = cfg["shapes"]
     rng = np.random.default_rng(seed)
-    shapes = [(5, 3, 4), (20, 10, 50), (50, 20, 200), (8, 100, 16)]  # (n, d, m)
-    if not quick:
-        shapes += [(200, 50, 2000), (1000, 100, 500), (100, 784, 1000)]
-    fd_shape = (6, 4, 8) if quick else (20, 10, 40)
 
+    # %% Three routes to the gradient, at every shape: hand-derived, autodiff, chain rule
     rows = []
     for i, (n, d, m) in enumerate(shapes):
         X = data.unit_sphere(n, d, rng=rng)  # (n, d)
@@ -277,25 +286,25 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
                 "chain_a": rel_diff(ga_ch, ga_ref),
             }
         )
-        if (n, d, m) == (50, 20, 200):
+        if (n, d, m) == SHOWN:
             shown = {"W": gW_ad.ravel(), "W_ref": gW_ref.ravel(), "a": ga_ad, "a_ref": ga_ref}
             # the backward pass visits these in this order (constants X^T, y, 1/sqrt(m) left out)
             order = [nd for nd in reversed(nodes["L"].topological_order()) if nd.name in nodes]
             node_names = [nd.name for nd in order]
             node_norms = [float(np.linalg.norm(nd.grad)) for nd in order]
             node_shapes = [str(tuple(nd.data.shape)) for nd in order]
-        if progress is not None:
-            progress(i + 1, len(shapes) + 1, f"shape {(n, d, m)}")
+        progress(i + 1, len(shapes) + 1, f"shape {(n, d, m)}")
 
-    n, d, m = fd_shape
+    # %% Finite differences: the autodiff gradient against central differences of L
+    n, d, m = cfg["fd_shape"]
     X = data.unit_sphere(n, d, rng=rng)
     y = data.gaussian_labels(n, rng=rng)
     W, a = net.init_net(d, m, rng=rng)
     _, gW_ad, ga_ad, _ = autodiff_gradients(X, y, W, a)
     gW_fd, ga_fd, margin = finite_difference_check(X, y, W, a, h=1e-6)
-    if progress is not None:
-        progress(len(shapes) + 1, len(shapes) + 1, "finite differences")
+    progress(len(shapes) + 1, len(shapes) + 1, "finite differences")
 
+    # %% Measure: the worst disagreement of each route, over every shape
     return {
         "n_shapes": len(shapes),
         "max_rel_diff_autodiff_W": max(r["autodiff_W"] for r in rows),

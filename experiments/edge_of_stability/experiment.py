@@ -25,7 +25,11 @@ import numpy as np
 
 from shared.plotting import subplots, width_colors
 
-N_POINTS, WIDTH = 20, 100
+N_POINTS, WIDTH = 20, 100  # the paper's setting, both modes
+CONFIG = {
+    "quick": {"targets": [30.0], "steps": 10000, "every": 25},  # targets: 2 / eta
+    "full": {"targets": [26.0, 30.0, 34.0, 38.0], "steps": 50000, "every": 50},
+}
 
 
 # --------------------------------------------------------------------------- the tanh net
@@ -210,14 +214,17 @@ def summarise(loss, ks, sharp, eta, steps) -> dict:
     }
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """GD on the Chebyshev toy at one (quick) or four (full) step sizes; sharpness traced."""
+    cfg = CONFIG["quick" if quick else "full"]
+    targets, steps, every = cfg["targets"], cfg["steps"], cfg["every"]
     rng_init, rng_power = np.random.default_rng(seed).spawn(2)
-    targets = [30.0] if quick else [26.0, 30.0, 34.0, 38.0]  # 2 / eta
-    steps, every = (10000, 25) if quick else (50000, 50)
+
+    # %% Set-up: the Chebyshev data and one init for every step size
     x, y = chebyshev_data()
     theta0 = init_params(WIDTH, rng=rng_init)
 
+    # %% Train: GD at each eta = 2 / target, sharpness traced, Hessian cross-checked
     out: dict = {"targets": np.asarray(targets)}
     runs = []
     hess_errs, sharp_errs = [], []
@@ -236,9 +243,9 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         runs.append(summarise(loss, ks, sharp, eta, steps))
         out[f"loss_{i}"] = loss[::every]
         out[f"sharp_{i}"] = sharp
-        if progress is not None:
-            progress(i + 1, len(targets) + 1, f"2/eta = {target:g}")
-    # control: a step so small that the sharpness never reaches 2 / eta (half as many steps)
+        progress(i + 1, len(targets) + 1, f"2/eta = {target:g}")
+
+    # %% Control: a step so small that the sharpness never reaches 2 / eta (half as many steps)
     eta_c = 2.0 / CONTROL_TARGET
     loss_c, ks_c, sharp_c, _, _ = train(
         theta0, x, y, eta=eta_c, steps=steps // 2, every=every, rng=rng_power
@@ -252,6 +259,8 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     out["control_target"] = CONTROL_TARGET
     out["sharp_steps"] = ks
     out["every"] = every
+
+    # %% Measure: per step size for the figure, the worst case over step sizes for the checks
     for key in runs[0]:
         vals = [r[key] for r in runs]
         out[f"{key}_per_eta"] = np.asarray(vals)

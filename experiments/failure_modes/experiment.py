@@ -30,6 +30,10 @@ from scipy.special import expit
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
+CONFIG = {
+    "quick": {"n": 40, "d": 10, "m": 2000, "steps": 600, "N": 64, "depth": 30},
+    "full": {"n": 100, "d": 20, "m": 4000, "steps": 1500, "N": 256, "depth": 100},
+}
 P_DIVERGE = 2.5  # eta = P_DIVERGE * 2 / lambda_max(H(0)) in part (a)
 CLIP_FRACTION = 0.01  # clip threshold as a fraction of ||grad L(W0)||
 P_OSC, P_MONO = 1.5, 0.5  # eta * lambda_max(H(0)) in part (c): oscillating / monotone
@@ -142,6 +146,7 @@ def vanishing(rng, *, N: int, depth: int, phi: str, sigma_w: float) -> dict:
     return {
         "factor_measured": measured,
         "factor_pred": predicted,
+        "factor_ratio": measured / predicted,
         "log10_first_over_last": float(np.log10(grad_norms[0] / grad_norms[-1])),
         "delta_norms": delta_norms,
         "grad_norms": grad_norms,
@@ -154,52 +159,90 @@ def oscillation(X, y, W0, a0, *, steps: int, n_window: int) -> dict:
     lam, V = np.linalg.eigh(kernels.gram_h(X, W0))
     lam_max, v1 = float(lam[-1]), V[:, -1]
     f, g = net.objective(X, y, a0)
-    out = {}
-    for key, p in (("osc", P_OSC), ("mono", P_MONO)):
+
+    def at(p: float) -> dict:
         eta = p / lam_max
         res = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=eta, steps=steps)
         c = _top_mode_components(X, y, a0, W0, v1, eta=eta, steps=n_window)  # (n_window + 1,)
         flips = np.sign(c[1:]) != np.sign(c[:-1])
-        ratio = c[1:] / c[:-1]
-        out[f"c_{key}_flip_fraction"] = float(np.mean(flips))
-        out[f"c_{key}_factor_measured"] = float(np.median(ratio[:3]))
-        out[f"c_{key}_factor_pred"] = 1.0 - p
-        out[f"c_{key}_factor_ratio"] = out[f"c_{key}_factor_measured"] / (1.0 - p)
-        out[f"c_{key}_final_ratio"] = float(res.f[-1] / res.f[0])
-        out[f"c_{key}_top_mode"] = c
-        out[f"c_{key}_loss"] = res.f / res.f[0]
-    return out
+        factor = float(np.median((c[1:] / c[:-1])[:3]))
+        return {
+            "flip_fraction": float(np.mean(flips)),
+            "factor_measured": factor,
+            "factor_pred": 1.0 - p,
+            "factor_ratio": factor / (1.0 - p),
+            "final_ratio": float(res.f[-1] / res.f[0]),
+            "top_mode": c,
+            "loss": res.f / res.f[0],
+        }
+
+    osc, mono = at(P_OSC), at(P_MONO)
+    return {
+        "c_osc_flip_fraction": osc["flip_fraction"],
+        "c_osc_factor_measured": osc["factor_measured"],
+        "c_osc_factor_pred": osc["factor_pred"],
+        "c_osc_factor_ratio": osc["factor_ratio"],
+        "c_osc_final_ratio": osc["final_ratio"],
+        "c_osc_top_mode": osc["top_mode"],
+        "c_osc_loss": osc["loss"],
+        "c_mono_flip_fraction": mono["flip_fraction"],
+        "c_mono_factor_measured": mono["factor_measured"],
+        "c_mono_factor_pred": mono["factor_pred"],
+        "c_mono_factor_ratio": mono["factor_ratio"],
+        "c_mono_final_ratio": mono["final_ratio"],
+        "c_mono_top_mode": mono["top_mode"],
+        "c_mono_loss": mono["loss"],
+    }
 
 
 # --------------------------------------------------------------------------- experiment
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """The three failure modes on one data set (a, c) and on random deep chains (b)."""
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, m, steps = cfg["n"], cfg["d"], cfg["m"], cfg["steps"]
+    N, depth = cfg["N"], cfg["depth"]  # width and depth of the chains of (b)
     rng = np.random.default_rng(seed)
-    n, d, m, steps = (40, 10, 2000, 600) if quick else (100, 20, 4000, 1500)
-    N, depth = (64, 30) if quick else (256, 100)
+
+    # %% Set-up: data and one init for (a) and (c); its own stream for the chains of (b)
     X = data.unit_sphere(n, d, rng=rng)  # (n, d)
     y = data.gaussian_labels(n, rng=rng)  # (n,)
     W0, a0 = net.init_net(d, m, rng=rng)  # (m, d), (m,)
     rng_b = rng.spawn(1)[0]
 
-    out = {"n": n, "d": d, "m": m, "N": N, "depth": depth}
-    out.update(divergence(X, y, W0, a0, steps=steps, n_lin=2))
-    if progress is not None:
-        progress(1, 3, "divergence and clipping")
-    for key, phi, sigma_w in (("sigmoid", "sigmoid", 1.0), ("tanh_small", "tanh", 0.5)):
-        v = vanishing(rng_b, N=N, depth=depth, phi=phi, sigma_w=sigma_w)
-        out[f"b_{key}_factor_measured"] = v["factor_measured"]
-        out[f"b_{key}_factor_pred"] = v["factor_pred"]
-        out[f"b_{key}_factor_ratio"] = v["factor_measured"] / v["factor_pred"]
-        out[f"b_{key}_log10_first_over_last"] = v["log10_first_over_last"]
-        out[f"b_{key}_delta_norms"] = v["delta_norms"]
-        out[f"b_{key}_grad_norms"] = v["grad_norms"]
-    if progress is not None:
-        progress(2, 3, "vanishing gradients")
-    out.update(oscillation(X, y, W0, a0, steps=steps // 2, n_window=8))
-    if progress is not None:
-        progress(3, 3, "oscillation")
-    return out
+    # %% (a) Divergence above 2 / lambda_max, and what clipping does to it
+    diverged = divergence(X, y, W0, a0, steps=steps, n_lin=2)
+    progress(1, 3, "divergence and clipping")
+
+    # %% (b) Vanishing gradients in deep sigmoid and small-weight tanh chains
+    sig = vanishing(rng_b, N=N, depth=depth, phi="sigmoid", sigma_w=1.0)
+    tanh = vanishing(rng_b, N=N, depth=depth, phi="tanh", sigma_w=0.5)
+    progress(2, 3, "vanishing gradients")
+
+    # %% (c) Oscillation of the top mode for 1 < eta lambda_max < 2
+    oscillated = oscillation(X, y, W0, a0, steps=steps // 2, n_window=8)
+    progress(3, 3, "oscillation")
+
+    return {
+        "n": n,
+        "d": d,
+        "m": m,
+        "N": N,
+        "depth": depth,
+        **diverged,
+        "b_sigmoid_factor_measured": sig["factor_measured"],
+        "b_sigmoid_factor_pred": sig["factor_pred"],
+        "b_sigmoid_factor_ratio": sig["factor_ratio"],
+        "b_sigmoid_log10_first_over_last": sig["log10_first_over_last"],
+        "b_sigmoid_delta_norms": sig["delta_norms"],
+        "b_sigmoid_grad_norms": sig["grad_norms"],
+        "b_tanh_small_factor_measured": tanh["factor_measured"],
+        "b_tanh_small_factor_pred": tanh["factor_pred"],
+        "b_tanh_small_factor_ratio": tanh["factor_ratio"],
+        "b_tanh_small_log10_first_over_last": tanh["log10_first_over_last"],
+        "b_tanh_small_delta_norms": tanh["delta_norms"],
+        "b_tanh_small_grad_norms": tanh["grad_norms"],
+        **oscillated,
+    }
 
 
 def plot(result: dict):

@@ -29,6 +29,10 @@ from scipy.special import erf
 from shared import data, fit, net
 from shared.plotting import subplots, width_colors
 
+CONFIG = {
+    "quick": {"n": 10, "d": 40, "m": 400},
+    "full": {"n": 20, "d": 40, "m": 2000},
+}
 _C_ERF = 2.0 / np.sqrt(np.pi)  # erf'(z) = _C_ERF * exp(-z^2)
 
 
@@ -156,10 +160,13 @@ def spectral_slope(H: np.ndarray, R: np.ndarray, window: np.ndarray, *, dt: floa
 FIT_HI, FIT_LO = 1e-6, 1e-14  # late-phase window of ||u(t) - y||^2 / ||u(0) - y||^2
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Flow vs GD at several steps, Thm 3.2's bound along the flow and the late-phase exponent."""
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, m = cfg["n"], cfg["d"], cfg["m"]
     rng = np.random.default_rng(seed)
-    n, d, m = (10, 40, 400) if quick else (20, 40, 2000)
+
+    # %% Set-up: data, init, the kernels, and one time grid for flow and GD
     small_q = [1, 2, 4, 8]  # small steps eta = q * delta
     large_q = 72  # eta * lambda_max(H(0)) = 1.8: stable, but GD oscillates
     X = data.unit_sphere(n, d, rng=rng)
@@ -178,13 +185,14 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     steps_fine = n_grid * every  # in units of delta
     t_grid = delta * np.arange(0, steps_fine + 1, every)  # (n_grid + 1,)
 
+    # %% Gradient flow: DOP853 at two tolerances, to bound the solver's own error
     U_flow, W_end, n_evals = flow_predictions(X, y, W0, a, t_grid, rtol=1e-13, atol=1e-15)
     U_loose, _, _ = flow_predictions(X, y, W0, a, t_grid, rtol=1e-11, atol=1e-13)
     r0 = float(np.linalg.norm(U_flow[0] - y))
     loss_ratio = np.sum((U_flow - y) ** 2, axis=1) / r0**2  # ||u(t) - y||^2 / ||u(0) - y||^2
-    if progress is not None:
-        progress(1, len(small_q) + 2, "flow")
+    progress(1, len(small_q) + 2, "flow")
 
+    # %% GD: small steps on the flow's grid, and one large step that oscillates
     def deviation(q: int):
         U = gd_predictions(X, y, W0, a, eta=q * delta, steps=steps_fine // q, every=every // q)
         return np.linalg.norm(U - U_flow, axis=1) / r0, np.sum((U - y) ** 2, axis=1) / r0**2
@@ -194,15 +202,14 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         dev, curve = deviation(q)
         devs.append(dev.max())
         gd_curves[q] = curve
-        if progress is not None:
-            progress(i + 2, len(small_q) + 2, f"GD eta={q * delta:.3g}")
+        progress(i + 2, len(small_q) + 2, f"GD eta={q * delta:.3g}")
     # the large step does not divide the grid spacing: compare at its own multiples of 72 delta
     U_big = gd_predictions(X, y, W0, a, eta=large_q * delta, steps=steps_fine // large_q, every=1)
     idx = np.arange(U_big.shape[0]) * large_q // every  # grid index of step k
     dev_big = np.linalg.norm(U_big - U_flow[idx], axis=1) / r0
-    if progress is not None:
-        progress(len(small_q) + 2, len(small_q) + 2, "large step")
+    progress(len(small_q) + 2, len(small_q) + 2, "large step")
 
+    # %% Measure: deviation against eta, the bound along the flow, the late-phase exponent
     etas = delta * np.asarray(small_q, dtype=float)
     lam_min_end = float(np.linalg.eigvalsh(gram(X, W_end))[0])
     lam_min_along = float(np.linalg.eigvalsh(gram(X, W0))[0])

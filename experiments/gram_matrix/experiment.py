@@ -22,35 +22,37 @@ import numpy as np
 from shared import data, fit, kernels
 from shared.plotting import subplots, width_colors
 
-QUICK = {
-    "mc_n": 30,
-    "mc_d": 10,
-    "draws": 2 ** np.arange(8, 17, 2),
-    "mc_repeats": 6,
-    "table_n": (20, 60, 180),
-    "table_d": (5, 10, 20, 40),
-    "table_draws": 9,
-    "deg_n": 40,
-    "deg_d": 10,
-    "dev_n": 30,
-    "dev_d": 10,
-    "widths": 2 ** np.arange(6, 14),
-    "dev_inits": 10,
-}
-FULL = {
-    "mc_n": 150,
-    "mc_d": 20,
-    "draws": 2 ** np.arange(8, 19, 2),
-    "mc_repeats": 4,
-    "table_n": (25, 60, 150, 400),
-    "table_d": (5, 10, 25, 50, 100),
-    "table_draws": 9,
-    "deg_n": 200,
-    "deg_d": 20,
-    "dev_n": 200,
-    "dev_d": 20,
-    "widths": 2 ** np.arange(6, 16),
-    "dev_inits": 10,
+CONFIG = {
+    "quick": {
+        "mc_n": 30,
+        "mc_d": 10,
+        "draws": 2 ** np.arange(8, 17, 2),
+        "mc_repeats": 6,
+        "table_n": (20, 60, 180),
+        "table_d": (5, 10, 20, 40),
+        "table_draws": 9,
+        "deg_n": 40,
+        "deg_d": 10,
+        "dev_n": 30,
+        "dev_d": 10,
+        "widths": 2 ** np.arange(6, 14),
+        "dev_inits": 10,
+    },
+    "full": {
+        "mc_n": 150,
+        "mc_d": 20,
+        "draws": 2 ** np.arange(8, 19, 2),
+        "mc_repeats": 4,
+        "table_n": (25, 60, 150, 400),
+        "table_d": (5, 10, 25, 50, 100),
+        "table_draws": 9,
+        "deg_n": 200,
+        "deg_d": 20,
+        "dev_n": 200,
+        "dev_d": 20,
+        "widths": 2 ** np.arange(6, 16),
+        "dev_inits": 10,
+    },
 }
 
 
@@ -122,26 +124,36 @@ def h_inf_stable_angles(X: np.ndarray) -> np.ndarray:
 
 def degenerate(n: int, d: int, *, rng) -> dict:
     """Spectra of ``H_inf`` for random, duplicated and antipodal inputs, ``n`` points in ``R^d``."""
-    cases = {
-        "random": data.unit_sphere(n, d, rng=rng),
-        "duplicate": data.duplicate_inputs(n, d, n_copies=1, rng=rng),
-        "antipodal_d": data.antipodal_inputs(n, d, n_pairs=d, rng=rng),
-        "antipodal_d1": data.antipodal_inputs(n, d, n_pairs=d + 1, rng=rng),
+    X_random = data.unit_sphere(n, d, rng=rng)
+    X_duplicate = data.duplicate_inputs(n, d, n_copies=1, rng=rng)
+    X_antipodal_d = data.antipodal_inputs(n, d, n_pairs=d, rng=rng)
+    X_antipodal_d1 = data.antipodal_inputs(n, d, n_pairs=d + 1, rng=rng)
+
+    def spectrum(X, h_inf=h_inf_stable_angles):  # (n,) ascending
+        return np.linalg.eigvalsh(h_inf(X))
+
+    def rel(lam) -> float:
+        """``|lambda_min| / lambda_max``: rounding can leave a singular H_inf at -1e-17."""
+        return float(abs(lam[0]) / lam[-1])
+
+    random, duplicate = spectrum(X_random), spectrum(X_duplicate)
+    antipodal_d, antipodal_d1 = spectrum(X_antipodal_d), spectrum(X_antipodal_d1)
+    return {
+        "lam0_rel_random": rel(random),
+        "lam0_rel_duplicate": rel(duplicate),
+        "lam0_rel_antipodal_d": rel(antipodal_d),
+        "lam0_rel_antipodal_d1": rel(antipodal_d1),
+        "spectrum_random": random,
+        "spectrum_duplicate": duplicate,
+        "spectrum_antipodal_d": antipodal_d,
+        "spectrum_antipodal_d1": antipodal_d1,
+        # the library's arccos-based closed form: its rounding floor, for reference
+        "lam0_rel_antipodal_d1_arccos": rel(spectrum(X_antipodal_d1, kernels.h_inf)),
+        # the two forms agree away from the degenerate angles
+        "stable_vs_arccos_max_diff_random": float(
+            np.abs(h_inf_stable_angles(X_random) - kernels.h_inf(X_random)).max()
+        ),
     }
-    out = {}
-    for name, X in cases.items():
-        lam = np.linalg.eigvalsh(h_inf_stable_angles(X))  # (n,) ascending
-        # |lambda_min| / lambda_max: rounding can leave a singular H_inf at -1e-17
-        out[f"lam0_rel_{name}"] = float(abs(lam[0]) / lam[-1])
-        out[f"spectrum_{name}"] = lam
-    # the same with the library's arccos-based closed form: its rounding floor, for reference
-    lam = np.linalg.eigvalsh(kernels.h_inf(cases["antipodal_d1"]))
-    out["lam0_rel_antipodal_d1_arccos"] = float(abs(lam[0]) / lam[-1])
-    # the two forms agree away from the degenerate angles
-    out["stable_vs_arccos_max_diff_random"] = float(
-        np.abs(h_inf_stable_angles(cases["random"]) - kernels.h_inf(cases["random"])).max()
-    )
-    return out
 
 
 def init_deviation(X: np.ndarray, widths: np.ndarray, n_inits: int, *, rng) -> dict:
@@ -174,36 +186,42 @@ def init_deviation(X: np.ndarray, widths: np.ndarray, n_inits: int, *, rng) -> d
     }
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng_mc, rng_tab, rng_deg, rng_dev = np.random.default_rng(seed).spawn(4)
-    say = progress or (lambda i, total, label="": None)
 
-    say(0, 4, "Monte Carlo vs closed form")
+    # %% (a) The closed form against Monte Carlo estimates of the expectation
+    progress(0, 4, "Monte Carlo vs closed form")
     X = data.unit_sphere(cfg["mc_n"], cfg["mc_d"], rng=rng_mc)
-    out = monte_carlo(X, cfg["draws"], cfg["mc_repeats"], rng=rng_mc)
+    mc = monte_carlo(X, cfg["draws"], cfg["mc_repeats"], rng=rng_mc)
 
-    say(1, 4, "lam0 table")
+    # %% (b) lam0 on the unit sphere over a grid of n and d
+    progress(1, 4, "lam0 table")
     ns, ds = cfg["table_n"], cfg["table_d"]
     table = lam0_table(ns, ds, cfg["table_draws"], rng=rng_tab)
-    out |= {
+
+    # %% (c) Degenerate inputs: duplicates and antipodal pairs
+    progress(2, 4, "degenerate inputs")
+    degenerate_spectra = degenerate(cfg["deg_n"], cfg["deg_d"], rng=rng_deg)
+
+    # %% (d) H(0) at random init against H_inf, over widths
+    progress(3, 4, "||H(0) - H_inf|| vs width")
+    X = data.unit_sphere(cfg["dev_n"], cfg["dev_d"], rng=rng_dev)
+    deviation = init_deviation(X, cfg["widths"], cfg["dev_inits"], rng=rng_dev)
+    progress(4, 4, "done")
+
+    return {
+        **mc,
         # smallest relative step along each axis: positive iff the ordering holds everywhere
         "lam0_margin_d": float(np.min(np.diff(table, axis=1) / table[:, 1:])),
         "lam0_margin_n": float(np.min(-np.diff(table, axis=0) / table[:-1])),
         "lam0_table": table,
         "table_n": np.asarray(ns),
         "table_d": np.asarray(ds),
+        **degenerate_spectra,
+        **deviation,
     }
-
-    say(2, 4, "degenerate inputs")
-    out |= degenerate(cfg["deg_n"], cfg["deg_d"], rng=rng_deg)
-
-    say(3, 4, "||H(0) - H_inf|| vs width")
-    X = data.unit_sphere(cfg["dev_n"], cfg["dev_d"], rng=rng_dev)
-    out |= init_deviation(X, cfg["widths"], cfg["dev_inits"], rng=rng_dev)
-    say(4, 4, "done")
-    return out
 
 
 def plot(result: dict):

@@ -28,19 +28,21 @@ from shared import data, kernels, net
 from shared.plotting import subplots, width_colors
 
 LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fraction p of labels replaced by coin flips
-QUICK = {
-    "synthetic": {
-        "n": 40,
-        "n_test": 400,
-        "d": 10,
-        "margin": 0.1,
-        "m": 2000,
-        "steps": 600,
-        "draws": 2,
+CONFIG = {  # one entry per data set, trained in this order; full mode: the digits only
+    "quick": {
+        "synthetic": {
+            "n": 40,
+            "n_test": 400,
+            "d": 10,
+            "margin": 0.1,
+            "m": 2000,
+            "steps": 600,
+            "draws": 2,
+        },
+        "digits": {"n": 50, "pair": (3, 8), "m": 1000, "steps": 300, "draws": 2},
     },
-    "digits": {"n": 50, "pair": (3, 8), "m": 1000, "steps": 300, "draws": 2},
+    "full": {"digits": {"n": 200, "pair": (3, 8), "m": 3000, "steps": 1200, "draws": 2}},
 }
-FULL = {"digits": {"n": 200, "pair": (3, 8), "m": 3000, "steps": 1200, "draws": 2}}
 
 
 def load_digits_pair(pair, *, n: int, rng: np.random.Generator):
@@ -86,7 +88,18 @@ def load_synthetic(cfg: dict, rng: np.random.Generator):
     return X_all[:n], y_all[:n], X_all[n:], y_all[n:]
 
 
-def sweep(X, y, X_test, y_test, *, m: int, steps: int, draws: int, rng, progress=None) -> dict:
+def sweep(
+    X,
+    y,
+    X_test,
+    y_test,
+    *,
+    m: int,
+    steps: int,
+    draws: int,
+    rng,
+    progress=lambda i, total, label="": None,
+) -> dict:
     """Train from one antisymmetric init at every corruption level in ``LEVELS``.
 
     Each level is repeated with ``draws`` independent corruptions of ``y``.
@@ -119,8 +132,7 @@ def sweep(X, y, X_test, y_test, *, m: int, steps: int, draws: int, rng, progress
     out = {k: np.empty((len(LEVELS), draws)) for k in keys}
     out["loss"] = np.empty((len(LEVELS), steps + 1))
     for i, p in enumerate(LEVELS):
-        if progress is not None:
-            progress(i, len(LEVELS), f"p = {p:.1f}")
+        progress(i, len(LEVELS), f"p = {p:.1f}")
         for j in range(draws):
             y_p, _ = data.corrupt_labels(y, fraction=p / 2, rng=rng)  # (n,)
             res = net.train(X, y_p, W0, a0, eta=eta, steps=steps, record_every=steps)
@@ -138,36 +150,56 @@ def sweep(X, y, X_test, y_test, *, m: int, steps: int, draws: int, rng, progress
     return out
 
 
-def summarize(name: str, s: dict) -> dict:
-    """Scalars of one sweep: rank correlations with ``p`` and the end points."""
+def summarize(s: dict, c: dict, n_test: int) -> dict:
+    """Scalars of one sweep (rank correlations with ``p`` and the end points) and its series.
+
+    ``s`` is what :func:`sweep` returned for the data set of ``CONFIG`` entry ``c``.
+    """
     p = np.asarray(LEVELS)
     mean = {k: s[k].mean(axis=1) for k in ("complexity", "distance", "test_error")}  # (levels,)
     rho = {k: float(spearmanr(p, v).statistic) for k, v in mean.items()}
     ratio = s["distance"] / s["predicted_distance"]
     return {
-        f"rho_complexity_{name}": rho["complexity"],
-        f"rho_distance_{name}": rho["distance"],
-        f"rho_test_error_{name}": rho["test_error"],
-        f"complexity_growth_{name}": mean["complexity"][-1] / mean["complexity"][0],
-        f"test_error_clean_{name}": mean["test_error"][0],
-        f"test_error_random_{name}": mean["test_error"][-1],
-        f"distance_ratio_min_{name}": float(ratio.min()),
-        f"distance_ratio_max_{name}": float(ratio.max()),
-        f"max_final_loss_ratio_{name}": float(s["final_loss_ratio"].max()),
-        f"max_train_error_{name}": float(s["train_error"].max()),
+        "rho_complexity": rho["complexity"],
+        "rho_distance": rho["distance"],
+        "rho_test_error": rho["test_error"],
+        "complexity_growth": mean["complexity"][-1] / mean["complexity"][0],
+        "test_error_clean": mean["test_error"][0],
+        "test_error_random": mean["test_error"][-1],
+        "distance_ratio_min": float(ratio.min()),
+        "distance_ratio_max": float(ratio.max()),
+        "max_final_loss_ratio": float(s["final_loss_ratio"].max()),
+        "max_train_error": float(s["train_error"].max()),
+        # series for the figure; the four by level are (len(LEVELS), draws)
+        "n": c["n"],
+        "n_test": n_test,
+        "width": c["m"],
+        "loss": s["loss"],
+        "expected_complexity": s["expected_complexity"],
+        "complexity": s["complexity"],
+        "distance": s["distance"],
+        "predicted_distance": s["predicted_distance"],
+        "test_error": s["test_error"],
     }
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def _by_level(ax, p, values, color, label):
+    """Each draw as a faint dot, the mean over draws as a line."""
+    values = np.asarray(values)  # (len(LEVELS), draws)
+    ax.plot(np.repeat(p, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35, ms=4)
+    ax.plot(p, values.mean(axis=1), "o-", color=color, label=label)
+
+
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng = np.random.default_rng(seed)
     out: dict = {"levels": np.asarray(LEVELS), "datasets": list(cfg)}
-    for name, c in cfg.items():
-        if name == "digits":
-            X, y, X_test, y_test = load_digits_pair(c["pair"], n=c["n"], rng=rng)
-        else:
-            X, y, X_test, y_test = load_synthetic(c, rng)
+
+    # %% Synthetic two clusters (quick mode): train from one init at every corruption level
+    if "synthetic" in cfg:
+        c = cfg["synthetic"]
+        X, y, X_test, y_test = load_synthetic(c, rng)
         s = sweep(
             X,
             y,
@@ -179,22 +211,66 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             rng=rng,
             progress=progress,
         )
-        out.update(summarize(name, s))
-        out[f"n_{name}"] = c["n"]
-        out[f"n_test_{name}"] = len(y_test)
-        out[f"width_{name}"] = c["m"]
-        out[f"loss_{name}"] = s["loss"]
-        out[f"expected_complexity_{name}"] = s["expected_complexity"]
-        for k in ("complexity", "distance", "predicted_distance", "test_error"):
-            out[f"{k}_{name}"] = s[k]  # (len(LEVELS), draws)
+        syn = summarize(s, c, len(y_test))
+        out |= {
+            "rho_complexity_synthetic": syn["rho_complexity"],
+            "rho_distance_synthetic": syn["rho_distance"],
+            "rho_test_error_synthetic": syn["rho_test_error"],
+            "complexity_growth_synthetic": syn["complexity_growth"],
+            "test_error_clean_synthetic": syn["test_error_clean"],
+            "test_error_random_synthetic": syn["test_error_random"],
+            "distance_ratio_min_synthetic": syn["distance_ratio_min"],
+            "distance_ratio_max_synthetic": syn["distance_ratio_max"],
+            "max_final_loss_ratio_synthetic": syn["max_final_loss_ratio"],
+            "max_train_error_synthetic": syn["max_train_error"],
+            "n_synthetic": syn["n"],
+            "n_test_synthetic": syn["n_test"],
+            "width_synthetic": syn["width"],
+            "loss_synthetic": syn["loss"],
+            "expected_complexity_synthetic": syn["expected_complexity"],
+            "complexity_synthetic": syn["complexity"],
+            "distance_synthetic": syn["distance"],
+            "predicted_distance_synthetic": syn["predicted_distance"],
+            "test_error_synthetic": syn["test_error"],
+        }
+
+    # %% Digits 3 vs 8: the same protocol on real images
+    c = cfg["digits"]
+    X, y, X_test, y_test = load_digits_pair(c["pair"], n=c["n"], rng=rng)
+    s = sweep(
+        X,
+        y,
+        X_test,
+        y_test,
+        m=c["m"],
+        steps=c["steps"],
+        draws=c["draws"],
+        rng=rng,
+        progress=progress,
+    )
+    dig = summarize(s, c, len(y_test))
+    out |= {
+        "rho_complexity_digits": dig["rho_complexity"],
+        "rho_distance_digits": dig["rho_distance"],
+        "rho_test_error_digits": dig["rho_test_error"],
+        "complexity_growth_digits": dig["complexity_growth"],
+        "test_error_clean_digits": dig["test_error_clean"],
+        "test_error_random_digits": dig["test_error_random"],
+        "distance_ratio_min_digits": dig["distance_ratio_min"],
+        "distance_ratio_max_digits": dig["distance_ratio_max"],
+        "max_final_loss_ratio_digits": dig["max_final_loss_ratio"],
+        "max_train_error_digits": dig["max_train_error"],
+        "n_digits": dig["n"],
+        "n_test_digits": dig["n_test"],
+        "width_digits": dig["width"],
+        "loss_digits": dig["loss"],
+        "expected_complexity_digits": dig["expected_complexity"],
+        "complexity_digits": dig["complexity"],
+        "distance_digits": dig["distance"],
+        "predicted_distance_digits": dig["predicted_distance"],
+        "test_error_digits": dig["test_error"],
+    }
     return out
-
-
-def _by_level(ax, p, values, color, label):
-    """Each draw as a faint dot, the mean over draws as a line."""
-    values = np.asarray(values)  # (len(LEVELS), draws)
-    ax.plot(np.repeat(p, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35, ms=4)
-    ax.plot(p, values.mean(axis=1), "o-", color=color, label=label)
 
 
 def plot(result: dict):

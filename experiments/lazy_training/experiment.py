@@ -260,12 +260,15 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         "width_lin_dist_train_exponent": slope(wid["m"], wid["lin_dist_train"]),
         "width_lin_dist_test_exponent": slope(wid["m"], wid["lin_dist_test"]),
     }
-    for act in ("tanh", "relu"):
-        s = sc[act]
-        out[f"{act}_rel_change_exponent"] = slope(alphas[lazy], s["rel_change"][lazy])
-        out[f"{act}_lin_dist_exponent"] = slope(alphas[lazy], s["lin_dist_test"][lazy])
-        out[f"{act}_rel_change_small_alpha"] = float(s["rel_change"][0])
-        out[f"{act}_kernel_drift_small_alpha"] = float(s["kernel_drift"][0])
+    tanh, relu = sc["tanh"], sc["relu"]
+    out["tanh_rel_change_exponent"] = slope(alphas[lazy], tanh["rel_change"][lazy])
+    out["tanh_lin_dist_exponent"] = slope(alphas[lazy], tanh["lin_dist_test"][lazy])
+    out["tanh_rel_change_small_alpha"] = float(tanh["rel_change"][0])
+    out["tanh_kernel_drift_small_alpha"] = float(tanh["kernel_drift"][0])
+    out["relu_rel_change_exponent"] = slope(alphas[lazy], relu["rel_change"][lazy])
+    out["relu_lin_dist_exponent"] = slope(alphas[lazy], relu["lin_dist_test"][lazy])
+    out["relu_rel_change_small_alpha"] = float(relu["rel_change"][0])
+    out["relu_kernel_drift_small_alpha"] = float(relu["kernel_drift"][0])
     out["tanh_kernel_drift_exponent"] = slope(alphas[far], sc["tanh"]["kernel_drift"][far])
     out["relu_kernel_drift_exponent"] = slope(alphas[far], sc["relu"]["kernel_drift"][far])
     out["relu_minus_tanh_lin_dist_exponent"] = (

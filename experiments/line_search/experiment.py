@@ -24,21 +24,27 @@ from scipy.special import expit
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
-QUICK = {
-    "quad": {"d": 50, "kappas": [10.0, 100.0, 1000.0], "scales": [0.2, 1.0, 5.0]},
-    "logreg": {"n": 200, "d": 20, "lam": 0.05, "scale_max": 5.0},
-    "net": {"n": 30, "d": 10, "m": 2000},
-    "tol": 1e-6,
-    "t0": 100.0,
-    "max_steps": 20000,
-}
-FULL = {
-    "quad": {"d": 200, "kappas": [10.0, 100.0, 1000.0, 10000.0], "scales": [0.2, 1.0, 5.0, 0.5]},
-    "logreg": {"n": 2000, "d": 100, "lam": 0.01, "scale_max": 10.0},
-    "net": {"n": 100, "d": 20, "m": 10000},
-    "tol": 1e-6,
-    "t0": 100.0,
-    "max_steps": 200000,
+CONFIG = {
+    "quick": {
+        "quad": {"d": 50, "kappas": [10.0, 100.0, 1000.0], "scales": [0.2, 1.0, 5.0]},
+        "logreg": {"n": 200, "d": 20, "lam": 0.05, "scale_max": 5.0},
+        "net": {"n": 30, "d": 10, "m": 2000},
+        "tol": 1e-6,
+        "t0": 100.0,
+        "max_steps": 20000,
+    },
+    "full": {
+        "quad": {
+            "d": 200,
+            "kappas": [10.0, 100.0, 1000.0, 10000.0],
+            "scales": [0.2, 1.0, 5.0, 0.5],
+        },
+        "logreg": {"n": 2000, "d": 100, "lam": 0.01, "scale_max": 10.0},
+        "net": {"n": 100, "d": 20, "m": 10000},
+        "tol": 1e-6,
+        "t0": 100.0,
+        "max_steps": 200000,
+    },
 }
 ARMIJO = optim.Armijo(c=1e-4, shrink=0.5)
 
@@ -172,33 +178,45 @@ def relu_net(cfg: dict, rng: np.random.Generator):
     X = data.unit_sphere(n, d, rng=rng)
     y = data.gaussian_labels(n, rng=rng)
     W0, a = net.init_net(d, m, rng=rng)
-    last = {}
-
-    def evaluate(w):
-        if "w" not in last or not np.array_equal(last["w"], w):
-            L, gW, _, _ = net.gradients(X, y, w.reshape(W0.shape), a)
-            last.update(w=w.copy(), L=L, g=gW.ravel())
-        return last
-
+    f, grad = net.objective(X, y, a)  # one forward/backward pass per distinct w
     L = float(np.linalg.eigvalsh(kernels.gram_h(X, W0))[-1])
-    return (lambda w: evaluate(w)["L"]), (lambda w: evaluate(w)["g"]), W0.ravel(), L, None
+    return f, grad, W0.ravel(), L, None
+
+
+def eval_ratio(result: dict, method: str) -> float:
+    """Calls to ``f`` and ``grad`` made by ``method`` over those made by GD, one problem."""
+    calls = {v: result[v]["n_f"] + result[v]["n_grad"] for v in ("gd", method)}
+    return float(calls[method] / calls["gd"])
+
+
+def short(name: str) -> str:
+    """Tick label of a problem: ``$\\kappa$=100`` for a quadratic, a short name otherwise."""
+    if name.startswith("quadratic"):
+        return r"$\kappa$=" + name.split(",")[1].split("=")[1].strip()
+    return {"logistic regression": "logistic", "ReLU net": "net"}.get(name, name)
 
 
 # --------------------------------------------------------------------------- run / plot
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Iterations, evaluations and accepted steps of GD at ``1/L`` vs Armijo on three problems."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng_q, rng_l, rng_n = np.random.default_rng(seed).spawn(3)
+
+    # %% Set-up: quadratics, a logistic regression and the ReLU net, each with its L (and mu)
     problems = [*quadratics(cfg["quad"], rng_q)]
     problems.append(("logistic regression", logistic(cfg["logreg"], rng_l)))
     problems.append(("ReLU net", relu_net(cfg["net"], rng_n)))
+
+    # %% Optimise: GD at 1/L and both Armijo variants on every problem, calls counted
     results = {}
     for i, (name, (f, grad, x0, L, mu)) in enumerate(problems):
         results[name] = compare(f, grad, x0, L=L, mu=mu, cfg=cfg) | {"L": L}
-        if progress is not None:
-            progress(i + 1, len(problems), name)
+        progress(i + 1, len(problems), name)
 
+    # %% Measure: iterations and calls against GD, accepted steps against their bounds
     names = list(results)
+    logreg, relu = results[names[-2]], results[names[-1]]
+    hardest = results[names[len(cfg["quad"]["kappas"]) - 1]]  # the quadratic of largest kappa
 
     def kind(p):
         return {"logistic regression": "logreg", "ReLU net": "net"}.get(p, "quad")
@@ -206,7 +224,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     arm = [(results[p][v], p) for p in names for v in ("fixed", "warm")]
     smooth = [(r, p) for r, p in arm if p != "ReLU net"]
     with_mu = [r for r, p in smooth]
-    out = {
+    return {
         "problems": names,
         "table": {
             p: {
@@ -237,26 +255,19 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         ),
         "evals_per_step_warm_max": float(max(results[p]["warm"]["evals_per_step"] for p in names)),
         "gd_all_converged": bool(all(np.isfinite(results[p]["gd"]["steps"]) for p in names)),
+        "iter_ratio_logreg_fixed": float(logreg["fixed"]["iter_ratio"]),
+        "iter_ratio_logreg_warm": float(logreg["warm"]["iter_ratio"]),
+        "iter_ratio_net_fixed": float(relu["fixed"]["iter_ratio"]),
+        "iter_ratio_net_warm": float(relu["warm"]["iter_ratio"]),
+        "iter_ratio_quad_hardest_fixed": float(hardest["fixed"]["iter_ratio"]),
+        "iter_ratio_quad_hardest_warm": float(hardest["warm"]["iter_ratio"]),
+        "eval_ratio_logreg_fixed": eval_ratio(logreg, "fixed"),
+        "eval_ratio_logreg_warm": eval_ratio(logreg, "warm"),
+        "eval_ratio_net_fixed": eval_ratio(relu, "fixed"),
+        "eval_ratio_net_warm": eval_ratio(relu, "warm"),
+        "eval_ratio_quad_hardest_fixed": eval_ratio(hardest, "fixed"),
+        "eval_ratio_quad_hardest_warm": eval_ratio(hardest, "warm"),
     }
-    for p, key in (
-        (names[-2], "logreg"),
-        (names[-1], "net"),
-        (names[len(cfg["quad"]["kappas"]) - 1], "quad_hardest"),
-    ):
-        for v in ("fixed", "warm"):
-            out[f"iter_ratio_{key}_{v}"] = float(results[p][v]["iter_ratio"])
-            evals_gd = results[p]["gd"]["n_f"] + results[p]["gd"]["n_grad"]
-            out[f"eval_ratio_{key}_{v}"] = float(
-                (results[p][v]["n_f"] + results[p][v]["n_grad"]) / evals_gd
-            )
-    return out
-
-
-def short(name: str) -> str:
-    """Tick label of a problem: ``$\\kappa$=100`` for a quadratic, a short name otherwise."""
-    if name.startswith("quadratic"):
-        return r"$\kappa$=" + name.split(",")[1].split("=")[1].strip()
-    return {"logistic regression": "logistic", "ReLU net": "net"}.get(name, name)
 
 
 def plot(result: dict):

@@ -24,8 +24,16 @@ from scipy.special import erf
 from shared import data, fit, kernels, net
 from shared.plotting import subplots, width_colors
 
-QUICK = {"n": 50, "d": 50, "widths": [64, 256, 1024, 4096], "steps": 150, "record_every": 1}
-FULL = {"n": 1000, "d": 1000, "widths": [256, 1024, 4096, 16384], "steps": 100, "record_every": 5}
+CONFIG = {
+    "quick": {"n": 50, "d": 50, "widths": [64, 256, 1024, 4096], "steps": 150, "record_every": 1},
+    "full": {
+        "n": 1000,
+        "d": 1000,
+        "widths": [256, 1024, 4096, 16384],
+        "steps": 100,
+        "record_every": 5,
+    },
+}
 
 
 def predicted_flip_fraction(X: np.ndarray, W0: np.ndarray, W: np.ndarray) -> float:
@@ -39,10 +47,13 @@ def predicted_flip_fraction(X: np.ndarray, W0: np.ndarray, W: np.ndarray) -> flo
     return float(np.mean(erf(delta / np.sqrt(2.0))) / 2.0)
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
-    cfg = QUICK if quick else FULL
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
+    """Return scalars (checked in expected.toml) and series (for the figure)."""
+    cfg = CONFIG["quick" if quick else "full"]
     n, d, widths, steps = cfg["n"], cfg["d"], cfg["widths"], cfg["steps"]
     rng_data, *rng_nets = np.random.default_rng(seed).spawn(1 + len(widths))
+
+    # %% Set-up: data, the limit kernel H_inf, one step eta for every width
     X = data.unit_sphere(n, d, rng=rng_data)
     y = data.gaussian_labels(n, rng=rng_data)
     lam = np.linalg.eigvalsh(kernels.h_inf(X))  # (n,) ascending
@@ -52,16 +63,14 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     bound = (1.0 - eta * lam0 / 2.0) ** k  # Theorem 4.1
     spectral_slope = 2.0 * np.log(1.0 - eta * lam0)
 
-    out = {"n": n, "d": d, "lam0": lam0, "lam_max": lam_max, "eta": eta}
+    # %% Train: GD at each width, from its own init, recording the three panels
     curves, flips, moves_max, moves_rms, fro = [], [], [], [], []
     slopes, slope_ratio_h0, flip_pred, bound_ratio, r_prime = [], [], [], [], []
     for j, (m, rng) in enumerate(zip(widths, rng_nets, strict=True)):
         W0, a0 = net.init_net(d, m, rng=rng)
-        report = None
-        if progress is not None:
 
-            def report(i, total, j=j, m=m):
-                progress(j * total + i, len(widths) * total, f"m={m}")
+        def report(i, total, j=j, m=m):
+            progress(j * total + i, len(widths) * total, f"m={m}")
 
         res = net.train(
             X, y, W0, a0, eta=eta, steps=steps, record_every=cfg["record_every"], progress=report
@@ -81,41 +90,44 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         # Corollary 4.1: ||w_r(k) - w_r(0)|| <= R' = 4 sqrt(n) ||y - u(0)|| / (sqrt(m) lam0)
         r_prime.append(4.0 * np.sqrt(n) * np.sqrt(2.0 * res.loss[0]) / (np.sqrt(m) * lam0))
 
+    # %% Measure: the rates against the bound and the spectrum, flips and moves against m
     m_arr = np.asarray(widths, dtype=float)
     final_flips = np.array([f[-1] for f in flips])
     final_rms = np.array([r[-1] for r in moves_rms])
     final_max = np.array([r[-1] for r in moves_max])
-    out.update(
-        {
-            "bound_ratio_max": max(bound_ratio),
-            "slope_over_spectral_widest": slopes[-1] / spectral_slope,
-            "slope_over_h0_spectral_min": min(slope_ratio_h0),
-            "slope_over_h0_spectral_max": max(slope_ratio_h0),
-            "slope_over_bound_widest": slopes[-1] / np.log(1.0 - eta * lam0 / 2.0),
-            "rate_gain_widest_over_narrowest": slopes[-1] / slopes[0],
-            "flip_exponent": fit.power_law(m_arr, final_flips)[0],
-            "flip_over_prediction_min": float(np.min(final_flips / np.array(flip_pred))),
-            "flip_over_prediction_max": float(np.max(final_flips / np.array(flip_pred))),
-            "move_rms_exponent": fit.power_law(m_arr, final_rms)[0],
-            "move_max_exponent": fit.power_law(m_arr, final_max)[0],
-            "move_max_over_r_prime": float(np.max(final_max / np.array(r_prime))),
-            "fro_spread": float(max(fro) / min(fro)),
-            # series for the figure
-            "widths": widths,
-            "step": k,
-            "recorded_steps": res.recorded_steps,
-            "loss_ratio": curves,
-            "bound": bound,
-            "spectral_slope": spectral_slope,
-            "slopes": slopes,
-            "flip_fraction": flips,
-            "flip_predicted": flip_pred,
-            "move_max": moves_max,
-            "move_rms": moves_rms,
-            "move_fro": fro,
-        }
-    )
-    return out
+    return {
+        "n": n,
+        "d": d,
+        "lam0": lam0,
+        "lam_max": lam_max,
+        "eta": eta,
+        "bound_ratio_max": max(bound_ratio),
+        "slope_over_spectral_widest": slopes[-1] / spectral_slope,
+        "slope_over_h0_spectral_min": min(slope_ratio_h0),
+        "slope_over_h0_spectral_max": max(slope_ratio_h0),
+        "slope_over_bound_widest": slopes[-1] / np.log(1.0 - eta * lam0 / 2.0),
+        "rate_gain_widest_over_narrowest": slopes[-1] / slopes[0],
+        "flip_exponent": fit.power_law(m_arr, final_flips)[0],
+        "flip_over_prediction_min": float(np.min(final_flips / np.array(flip_pred))),
+        "flip_over_prediction_max": float(np.max(final_flips / np.array(flip_pred))),
+        "move_rms_exponent": fit.power_law(m_arr, final_rms)[0],
+        "move_max_exponent": fit.power_law(m_arr, final_max)[0],
+        "move_max_over_r_prime": float(np.max(final_max / np.array(r_prime))),
+        "fro_spread": float(max(fro) / min(fro)),
+        # series for the figure
+        "widths": widths,
+        "step": k,
+        "recorded_steps": res.recorded_steps,
+        "loss_ratio": curves,
+        "bound": bound,
+        "spectral_slope": spectral_slope,
+        "slopes": slopes,
+        "flip_fraction": flips,
+        "flip_predicted": flip_pred,
+        "move_max": moves_max,
+        "move_rms": moves_rms,
+        "move_fro": fro,
+    }
 
 
 def plot(result: dict):

@@ -24,6 +24,11 @@ import numpy as np
 from shared import data, kernels, net
 from shared.plotting import subplots, width_colors
 
+CONFIG = {  # T points on the 1-D slice, a G x G grid for the 2-D slice
+    "quick": {"n": 20, "d": 10, "m_narrow": 10, "m_wide": 2000, "steps": 300, "T": 81, "G": 21},
+    "full": {"n": 50, "d": 20, "m_narrow": 10, "m_wide": 10000, "steps": 500, "T": 161, "G": 41},
+}
+
 
 def slice_1d(X, y, W0, a, delta, t):
     """``L(W0 + t delta)`` for each ``t`` (T,)."""
@@ -121,55 +126,76 @@ def _one_net(X, y, m, *, steps, t, alpha, beta, rng):
     }
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """A narrow and a wide net on the same data; their slices and the orderings between them."""
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, steps = cfg["n"], cfg["d"], cfg["steps"]
+    m_narrow, m_wide = cfg["m_narrow"], cfg["m_wide"]
     rng = np.random.default_rng(seed)
-    n, d, m_narrow, m_wide, steps, T, G = (
-        (20, 10, 10, 2000, 300, 81, 21) if quick else (50, 20, 10, 10000, 500, 161, 41)
-    )
+
+    # %% Set-up: data, the slice grids, one stream per net
     X = data.unit_sphere(n, d, rng=rng)  # (n, d)
     y = data.gaussian_labels(n, rng=rng)  # (n,)
-    t = np.linspace(-0.5, 1.5, T)
-    alpha, beta = np.linspace(-0.5, 1.5, G), np.linspace(-1.0, 1.0, G)
+    t = np.linspace(-0.5, 1.5, cfg["T"])
+    alpha, beta = np.linspace(-0.5, 1.5, cfg["G"]), np.linspace(-1.0, 1.0, cfg["G"])
     rng_n, rng_w = rng.spawn(2)
-    nets = {}
-    for i, (key, m, r) in enumerate((("narrow", m_narrow, rng_n), ("wide", m_wide, rng_w))):
-        nets[key] = _one_net(X, y, m, steps=steps, t=t, alpha=alpha, beta=beta, rng=r)
-        if progress is not None:
-            progress(i + 1, 2, f"{key} m={m}")
-    nw, wd = nets["narrow"], nets["wide"]
-    out = {"n": n, "d": d, "m_narrow": m_narrow, "m_wide": m_wide, "steps": steps}
-    scalars = (
-        "final_ratio",
-        "quad_r2",
-        "quad_r2_2d",
-        "convexity_violation",
-        "monotone_increase",
-        "rel_move",
-        "move_fro",
-        "argmin_alpha",
-        "argmin_beta",
-        "flat_ratio",
-        "flat_ratio_pred",
-    )
-    for key in ("narrow", "wide"):
-        for s in scalars:
-            out[f"{s}_{key}"] = nets[key][s]
-    out["one_minus_r2_wide"] = 1.0 - wd["quad_r2"]
-    out["one_minus_r2_2d_wide"] = 1.0 - wd["quad_r2_2d"]
-    out["log10_final_narrow_over_wide"] = float(np.log10(nw["final_ratio"] / wd["final_ratio"]))
-    out["nonquadratic_ratio"] = (1.0 - nw["quad_r2"]) / (1.0 - wd["quad_r2"])
-    out["rel_move_ratio"] = nw["rel_move"] / wd["rel_move"]
-    out["rel_move_ratio_over_sqrt_m"] = out["rel_move_ratio"] / np.sqrt(m_wide / m_narrow)
-    out["flat_ratio_wide_over_pred"] = wd["flat_ratio"] / wd["flat_ratio_pred"]
-    out["log10_flat_narrow_over_wide"] = float(np.log10(nw["flat_ratio"] / wd["flat_ratio"]))
-    out["grid_step_alpha"] = float(alpha[1] - alpha[0])
-    out["t"] = t
-    out["alpha"], out["beta"] = alpha, beta
-    for key in ("narrow", "wide"):
-        for s in ("slice_1d", "slice_2d", "loss"):
-            out[f"{s}_{key}"] = nets[key][s]
-    return out
+
+    # %% Train each net and slice its loss along the path and on a plane
+    nw = _one_net(X, y, m_narrow, steps=steps, t=t, alpha=alpha, beta=beta, rng=rng_n)
+    progress(1, 2, f"narrow m={m_narrow}")
+    wd = _one_net(X, y, m_wide, steps=steps, t=t, alpha=alpha, beta=beta, rng=rng_w)
+    progress(2, 2, f"wide m={m_wide}")
+
+    # %% Measure: each net's slice, then the orderings between narrow and wide
+    rel_move_ratio = nw["rel_move"] / wd["rel_move"]
+    return {
+        "n": n,
+        "d": d,
+        "m_narrow": m_narrow,
+        "m_wide": m_wide,
+        "steps": steps,
+        "final_ratio_narrow": nw["final_ratio"],
+        "quad_r2_narrow": nw["quad_r2"],
+        "quad_r2_2d_narrow": nw["quad_r2_2d"],
+        "convexity_violation_narrow": nw["convexity_violation"],
+        "monotone_increase_narrow": nw["monotone_increase"],
+        "rel_move_narrow": nw["rel_move"],
+        "move_fro_narrow": nw["move_fro"],
+        "argmin_alpha_narrow": nw["argmin_alpha"],
+        "argmin_beta_narrow": nw["argmin_beta"],
+        "flat_ratio_narrow": nw["flat_ratio"],
+        "flat_ratio_pred_narrow": nw["flat_ratio_pred"],
+        "final_ratio_wide": wd["final_ratio"],
+        "quad_r2_wide": wd["quad_r2"],
+        "quad_r2_2d_wide": wd["quad_r2_2d"],
+        "convexity_violation_wide": wd["convexity_violation"],
+        "monotone_increase_wide": wd["monotone_increase"],
+        "rel_move_wide": wd["rel_move"],
+        "move_fro_wide": wd["move_fro"],
+        "argmin_alpha_wide": wd["argmin_alpha"],
+        "argmin_beta_wide": wd["argmin_beta"],
+        "flat_ratio_wide": wd["flat_ratio"],
+        "flat_ratio_pred_wide": wd["flat_ratio_pred"],
+        "one_minus_r2_wide": 1.0 - wd["quad_r2"],
+        "one_minus_r2_2d_wide": 1.0 - wd["quad_r2_2d"],
+        "log10_final_narrow_over_wide": float(np.log10(nw["final_ratio"] / wd["final_ratio"])),
+        "nonquadratic_ratio": (1.0 - nw["quad_r2"]) / (1.0 - wd["quad_r2"]),
+        "rel_move_ratio": rel_move_ratio,
+        "rel_move_ratio_over_sqrt_m": rel_move_ratio / np.sqrt(m_wide / m_narrow),
+        "flat_ratio_wide_over_pred": wd["flat_ratio"] / wd["flat_ratio_pred"],
+        "log10_flat_narrow_over_wide": float(np.log10(nw["flat_ratio"] / wd["flat_ratio"])),
+        "grid_step_alpha": float(alpha[1] - alpha[0]),
+        # series for the figure
+        "t": t,
+        "alpha": alpha,
+        "beta": beta,
+        "slice_1d_narrow": nw["slice_1d"],
+        "slice_2d_narrow": nw["slice_2d"],
+        "loss_narrow": nw["loss"],
+        "slice_1d_wide": wd["slice_1d"],
+        "slice_2d_wide": wd["slice_2d"],
+        "loss_wide": wd["loss"],
+    }
 
 
 def plot(result: dict):

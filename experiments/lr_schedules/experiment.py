@@ -27,36 +27,33 @@ import numpy as np
 from shared import data, fit, kernels, net, optim
 from shared.plotting import subplots
 
+CONFIG = {  # K_s, K_u: steps at the stable and at the unstable peak
+    "quick": {"n": 40, "d": 10, "m": 200, "K_s": 250, "K_u": 600},
+    "full": {"n": 100, "d": 20, "m": 1000, "K_s": 600, "K_u": 1500},
+}
 TOL = 1e-4  # steps-to-tolerance threshold on L(k) / L(0)
 UNSTABLE_FACTOR = 1.5  # eta_u = UNSTABLE_FACTOR * 2 / lambda_max(H(0))
 ADAM_LR = 0.01  # Adam's base step: its move is about ADAM_LR per coordinate
 
 
-def _objective(X, y, a, shape):
+def _objective(X, y, a):
     """``f(w)`` and ``grad(w)`` of ``L(W) = 1/2 ||u - y||^2`` in the flattened ``w = vec(W)``.
 
-    One forward/backward pass per distinct ``w`` (``minimize`` asks for ``f`` and
-    ``grad`` at the same point); the length of every move ``||w_k - w_{k-1}||``
-    is kept in ``moves`` so the effective step of any optimizer can be read off.
-    A non-finite ``w`` (a diverged run) gives ``f = inf``.
+    ``net.objective``: one forward/backward pass per distinct ``w``, and ``f = inf``
+    at a non-finite ``w`` (a diverged run). Its trace keeps the length of every move
+    ``||w_k - w_{k-1}||`` in ``moves``, so the effective step of any optimizer can be
+    read off.
     """
-    last = {"w": None, "val": None}
     moves: list[float] = []
+    last: list[np.ndarray] = []  # the previous point evaluated
 
-    def evaluate(w):
-        if last["w"] is not None and np.array_equal(last["w"], w):
-            return last["val"]
-        if last["w"] is not None:
-            moves.append(float(np.linalg.norm(w - last["w"])))
-        if np.all(np.isfinite(w)):
-            L, gW, _, _ = net.gradients(X, y, w.reshape(shape), a)  # gW (m, d)
-            val = (L, gW.ravel())
-        else:
-            val = (np.inf, np.full(w.shape, np.nan))
-        last["w"], last["val"] = w.copy(), val
-        return val
+    def trace(w, f, g):
+        if last:
+            moves.append(float(np.linalg.norm(w - last[0])))
+        last[:] = [w]
 
-    return (lambda w: evaluate(w)[0]), (lambda w: evaluate(w)[1]), moves
+    f, grad = net.objective(X, y, a, trace=trace)
+    return f, grad, moves
 
 
 def _stable_schedules(eta: float, K: int) -> dict:
@@ -109,10 +106,9 @@ def _run_all(X, y, W0, a0, schedules: dict, K: int, progress, done: int, total: 
     """GD from ``W0`` with each schedule for ``K`` steps; ``{name: OptimizeResult}``."""
     out = {}
     for i, (name, sched) in enumerate(schedules.items()):
-        f, g, _ = _objective(X, y, a0, W0.shape)
+        f, g, _ = _objective(X, y, a0)
         out[name] = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=sched, steps=K)
-        if progress is not None:
-            progress(done + i + 1, total, name)
+        progress(done + i + 1, total, name)
     return out
 
 
@@ -127,46 +123,85 @@ def _stable_quantities(X, W0, stable: dict, eta_s: float, K: int) -> dict:
     ratios = {k: r.f / r.f[0] for k, r in stable.items()}
     rates = {k: _end_rate(r.f) for k, r in stable.items()}
     steps_to = {k: _steps_to(r, TOL) for k, r in ratios.items()}
-    for name, r in ratios.items():
+    for name, r in ratios.items():  # a table of every schedule, for the README (none checked)
         out[f"stable_final_{_key(name)}"] = float(r[-1])
         out[f"stable_steps_to_tol_{_key(name)}"] = steps_to[name]
         out[f"stable_end_rate_{_key(name)}"] = rates[name]
     # the constant's slow mode: 2 ln(1 - eta lambda_min(H)) with H at the end of the run
     W_end = stable["constant"].x.reshape(W0.shape)
-    out["lam0_end"] = float(np.linalg.eigvalsh(kernels.gram_h(X, W_end))[0])
-    out["stable_rate_pred_constant"] = 2.0 * np.log(1.0 - eta_s * out["lam0_end"])
-    out["stable_rate_ratio_constant"] = rates["constant"] / out["stable_rate_pred_constant"]
-    for name in ("exponential", "1/k"):
-        key = _key(name)
-        out[f"end_rate_pred_{key}"] = stable[name].lr[int(K * 0.8) :].mean() / eta_s
-        out[f"end_rate_ratio_{key}"] = rates[name] / rates["constant"]
-        out[f"end_rate_over_lr_{key}"] = out[f"end_rate_ratio_{key}"] / out[f"end_rate_pred_{key}"]
+    lam0_end = float(np.linalg.eigvalsh(kernels.gram_h(X, W_end))[0])
+    rate_pred = 2.0 * np.log(1.0 - eta_s * lam0_end)
+    # the decaying schedules' end rates against the mean step over the last 20% of the run
+    lr_exponential = stable["exponential"].lr[int(K * 0.8) :].mean() / eta_s
+    lr_inverse_time = stable["1/k"].lr[int(K * 0.8) :].mean() / eta_s
+    ratio_exponential = rates["exponential"] / rates["constant"]
+    ratio_inverse_time = rates["1/k"] / rates["constant"]
     others = [v for k, v in steps_to.items() if k != "constant"]
-    out["min_steps_other_over_constant"] = min(others) / steps_to["constant"]
     decayed = ("step", "exponential", "1/k", "cosine", "warmup+cosine", "one-cycle")
     best = min(ratios[k][-1] for k in decayed)
-    out["log10_min_decayed_over_constant"] = float(np.log10(best / ratios["constant"][-1]))
-    return out
+    return out | {
+        "lam0_end": lam0_end,
+        "stable_rate_pred_constant": rate_pred,
+        "stable_rate_ratio_constant": rates["constant"] / rate_pred,
+        "end_rate_pred_exponential": lr_exponential,
+        "end_rate_ratio_exponential": ratio_exponential,
+        "end_rate_over_lr_exponential": ratio_exponential / lr_exponential,
+        "end_rate_pred_inverse_time": lr_inverse_time,
+        "end_rate_ratio_inverse_time": ratio_inverse_time,
+        "end_rate_over_lr_inverse_time": ratio_inverse_time / lr_inverse_time,
+        "min_steps_other_over_constant": min(others) / steps_to["constant"],
+        "log10_min_decayed_over_constant": float(np.log10(best / ratios["constant"][-1])),
+    }
 
 
 def _unstable_quantities(X, W0, unstable: dict, eta_u: float) -> dict:
     """Spike, final ratio and end sharpness ``lambda_max(H(W_K)) eta_u / 2`` per schedule."""
-    out = {}
-    for name, r in unstable.items():
-        key = _key(name)
-        ratio = r.f / r.f[0]
-        out[f"unstable_max_{key}"] = float(np.max(ratio[1:]))
-        out[f"unstable_final_{key}"] = float(ratio[-1])
-        out[f"unstable_diverged_{key}"] = bool(r.diverged)
-        out[f"unstable_sharpness_{key}"] = _sharpness(X, r.x, W0.shape) * eta_u / 2.0
-    out["log10_spike_constant"] = float(np.log10(out["unstable_max_constant"]))
-    out["log10_spike_warmup_constant"] = float(np.log10(out["unstable_max_warmup_constant"]))
-    return out
+
+    def spike(r) -> float:
+        return float(np.max(r.f[1:] / r.f[0]))
+
+    def final(r) -> float:
+        return float(r.f[-1] / r.f[0])
+
+    def sharpness(r) -> float:
+        return _sharpness(X, r.x, W0.shape) * eta_u / 2.0
+
+    c, wc = unstable["constant"], unstable["warmup+constant"]
+    cos, wcos = unstable["cosine"], unstable["warmup+cosine"]
+    oc, inv = unstable["one-cycle"], unstable["1/k"]
+    return {
+        "unstable_max_constant": spike(c),
+        "unstable_final_constant": final(c),
+        "unstable_diverged_constant": bool(c.diverged),
+        "unstable_sharpness_constant": sharpness(c),
+        "unstable_max_warmup_constant": spike(wc),
+        "unstable_final_warmup_constant": final(wc),
+        "unstable_diverged_warmup_constant": bool(wc.diverged),
+        "unstable_sharpness_warmup_constant": sharpness(wc),
+        "unstable_max_cosine": spike(cos),
+        "unstable_final_cosine": final(cos),
+        "unstable_diverged_cosine": bool(cos.diverged),
+        "unstable_sharpness_cosine": sharpness(cos),
+        "unstable_max_warmup_cosine": spike(wcos),
+        "unstable_final_warmup_cosine": final(wcos),
+        "unstable_diverged_warmup_cosine": bool(wcos.diverged),
+        "unstable_sharpness_warmup_cosine": sharpness(wcos),
+        "unstable_max_one_cycle": spike(oc),
+        "unstable_final_one_cycle": final(oc),
+        "unstable_diverged_one_cycle": bool(oc.diverged),
+        "unstable_sharpness_one_cycle": sharpness(oc),
+        "unstable_max_inverse_time": spike(inv),
+        "unstable_final_inverse_time": final(inv),
+        "unstable_diverged_inverse_time": bool(inv.diverged),
+        "unstable_sharpness_inverse_time": sharpness(inv),
+        "log10_spike_constant": float(np.log10(spike(c))),
+        "log10_spike_warmup_constant": float(np.log10(spike(wc))),
+    }
 
 
 def _adam(X, y, W0, a0, K: int) -> dict:
     """Adam at ``ADAM_LR``: loss, steps to tolerance and effective step ``||dW|| / ||grad||``."""
-    f, g, moves = _objective(X, y, a0, W0.shape)
+    f, g, moves = _objective(X, y, a0)
     res = optim.minimize(f, g, W0.ravel(), optimizer=optim.Adam(), lr=ADAM_LR, steps=K)
     eff = np.asarray(moves) / res.grad_norm[:-1]  # (K,)
     ratio = res.f / res.f[0]
@@ -184,10 +219,13 @@ def _adam(X, y, W0, a0, K: int) -> dict:
     }
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Every schedule at a stable and at an unstable peak; Adam at a fixed base step."""
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, m, K_s, K_u = cfg["n"], cfg["d"], cfg["m"], cfg["K_s"], cfg["K_u"]
     rng = np.random.default_rng(seed)
-    n, d, m, K_s, K_u = (40, 10, 200, 250, 600) if quick else (100, 20, 1000, 600, 1500)
+
+    # %% Set-up: data, one init, and the two peaks on either side of the edge 2 / lambda_max
     X = data.unit_sphere(n, d, rng=rng)  # (n, d)
     y = data.gaussian_labels(n, rng=rng)  # (n,)
     W0, a0 = net.init_net(d, m, rng=rng)  # (m, d), (m,)
@@ -197,23 +235,30 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     eta_s, eta_u = 0.5 * edge, UNSTABLE_FACTOR * edge
     total = 8 + 6 + 1
 
+    # %% Train: GD with every schedule at each peak, and Adam
     stable = _run_all(X, y, W0, a0, _stable_schedules(eta_s, K_s), K_s, progress, 0, total)
     unstable = _run_all(X, y, W0, a0, _unstable_schedules(eta_u, K_u), K_u, progress, 8, total)
     adam = _adam(X, y, W0, a0, K_s)
-    if progress is not None:
-        progress(total, total, "adam")
+    progress(total, total, "adam")
 
-    out = {"n": n, "d": d, "m": m, "lam0": lam0, "lam_max": lam_max, "eta_s": eta_s}
-    out["eta_u"] = eta_u
-    out.update(_stable_quantities(X, W0, stable, eta_s, K_s))
-    out.update(_unstable_quantities(X, W0, unstable, eta_u))
-    out.update(adam)
-    # series for the figure
-    out["stable_loss"] = {k: r.f / r.f[0] for k, r in stable.items()}
-    out["stable_lr"] = {k: r.lr for k, r in stable.items()}
-    out["unstable_loss"] = {k: r.f / r.f[0] for k, r in unstable.items()}
-    out["unstable_lr"] = {k: r.lr for k, r in unstable.items()}
-    return out
+    # %% Measure: what decay costs at the stable peak, what warm-up buys at the unstable one
+    return {
+        "n": n,
+        "d": d,
+        "m": m,
+        "lam0": lam0,
+        "lam_max": lam_max,
+        "eta_s": eta_s,
+        "eta_u": eta_u,
+        **_stable_quantities(X, W0, stable, eta_s, K_s),
+        **_unstable_quantities(X, W0, unstable, eta_u),
+        **adam,
+        # series for the figure
+        "stable_loss": {k: r.f / r.f[0] for k, r in stable.items()},
+        "stable_lr": {k: r.lr for k, r in stable.items()},
+        "unstable_loss": {k: r.f / r.f[0] for k, r in unstable.items()},
+        "unstable_lr": {k: r.lr for k, r in unstable.items()},
+    }
 
 
 def plot(result: dict):

@@ -23,26 +23,28 @@ import numpy as np
 from shared import data, fit, kernels, net, optim
 from shared.plotting import subplots, width_colors
 
-QUICK = {
-    "d": 50,
-    "kappas_rate": [10.0, 100.0, 1000.0],
-    "kappas_iter": [10.0, 31.6, 100.0, 316.0, 1000.0],
-    "eps": 1e-6,
-    "valley": {"kappa": 100.0, "steps": 30},
-    "net": {"n": 30, "d": 10, "m": 2000, "tol": 1e-10, "grid": [1.0, 1.5, 1.75, 1.9, 2.0]},
-}
-FULL = {
-    "d": 200,
-    "kappas_rate": [10.0, 100.0, 1000.0, 10000.0, 100000.0],
-    "kappas_iter": [10.0, 31.6, 100.0, 316.0, 1000.0, 3162.0, 10000.0],
-    "eps": 1e-6,
-    "valley": {"kappa": 100.0, "steps": 30},
-    "net": {
-        "n": 60,
-        "d": 10,
-        "m": 10000,
-        "tol": 1e-10,
-        "grid": [0.5, 1.0, 1.25, 1.5, 1.75, 1.9, 2.0, 2.1],
+CONFIG = {
+    "quick": {
+        "d": 50,
+        "kappas_rate": [10.0, 100.0, 1000.0],
+        "kappas_iter": [10.0, 31.6, 100.0, 316.0, 1000.0],
+        "eps": 1e-6,
+        "valley": {"kappa": 100.0, "steps": 30},
+        "net": {"n": 30, "d": 10, "m": 2000, "tol": 1e-10, "grid": [1.0, 1.5, 1.75, 1.9, 2.0]},
+    },
+    "full": {
+        "d": 200,
+        "kappas_rate": [10.0, 100.0, 1000.0, 10000.0, 100000.0],
+        "kappas_iter": [10.0, 31.6, 100.0, 316.0, 1000.0, 3162.0, 10000.0],
+        "eps": 1e-6,
+        "valley": {"kappa": 100.0, "steps": 30},
+        "net": {
+            "n": 60,
+            "d": 10,
+            "m": 10000,
+            "tol": 1e-10,
+            "grid": [0.5, 1.0, 1.25, 1.5, 1.75, 1.9, 2.0, 2.1],
+        },
     },
 }
 
@@ -103,28 +105,33 @@ def rates_vs_kappa(cfg: dict, rng: np.random.Generator) -> dict:
     ``||x_k|| / ||x_0||`` between 1e-30 and 1e-60 (``x* = 0``: no precision floor), where the
     ``k`` prefactor biases the slope by ``~ln 2 / 69`` (1%) only.
     """
-    out = {"rate_kappa": np.asarray(cfg["kappas_rate"])}
-    curves = {}
+    meas, pred, curves = {}, {}, {}  # per method, one entry per kappa
     for name in ("heavy ball", "Nesterov"):
-        meas, pred = [], []
+        meas[name], pred[name], curves[name] = [], [], []
         for kappa in cfg["kappas_rate"]:
             A, x0 = quadratic(cfg["d"], kappa, rng=rng)
             opt, lr, rho = tuned(kappa, 1.0)[name]
             steps = int(1.2 * np.log(1e-62) / np.log(rho)) + 50
             dist = distances(A, x0, opt, lr, steps)
-            meas.append(float(np.exp(fit.log_rate(dist**2, hi=1e-60, lo=1e-120) / 2.0)))
-            pred.append(rho)
-            curves.setdefault(name, []).append(dist)
-        key = "hb" if name == "heavy ball" else "nesterov"
-        out[f"{key}_rho"] = np.asarray(meas)
-        out[f"{key}_rho_pred"] = np.asarray(pred)
-        out[f"{key}_lograte_ratio"] = np.log(meas) / np.log(pred)
-    ratios = np.concatenate([out["hb_lograte_ratio"], out["nesterov_lograte_ratio"]])
-    out["momentum_lograte_ratio_min"] = float(ratios.min())
-    out["momentum_lograte_ratio_max"] = float(ratios.max())
-    out["rate_curves_hb"] = curves["heavy ball"]
-    out["rate_curves_nesterov"] = curves["Nesterov"]
-    return out
+            meas[name].append(float(np.exp(fit.log_rate(dist**2, hi=1e-60, lo=1e-120) / 2.0)))
+            pred[name].append(rho)
+            curves[name].append(dist)
+    hb = np.log(meas["heavy ball"]) / np.log(pred["heavy ball"])
+    nesterov = np.log(meas["Nesterov"]) / np.log(pred["Nesterov"])
+    ratios = np.concatenate([hb, nesterov])
+    return {
+        "rate_kappa": np.asarray(cfg["kappas_rate"]),
+        "hb_rho": np.asarray(meas["heavy ball"]),
+        "hb_rho_pred": np.asarray(pred["heavy ball"]),
+        "hb_lograte_ratio": hb,
+        "nesterov_rho": np.asarray(meas["Nesterov"]),
+        "nesterov_rho_pred": np.asarray(pred["Nesterov"]),
+        "nesterov_lograte_ratio": nesterov,
+        "momentum_lograte_ratio_min": float(ratios.min()),
+        "momentum_lograte_ratio_max": float(ratios.max()),
+        "rate_curves_hb": curves["heavy ball"],
+        "rate_curves_nesterov": curves["Nesterov"],
+    }
 
 
 def iterations_vs_kappa(cfg: dict, rng: np.random.Generator) -> dict:
@@ -138,12 +145,16 @@ def iterations_vs_kappa(cfg: dict, rng: np.random.Generator) -> dict:
             dist = distances(A, x0, opt, lr, steps)
             hit = np.flatnonzero(dist <= eps * dist[0])
             iters[name].append(int(hit[0]) if hit.size else np.inf)
-    out = {"iter_kappa": kappas}
-    for name, key in (("GD", "gd"), ("heavy ball", "hb"), ("Nesterov", "nesterov")):
-        it = np.asarray(iters[name], dtype=float)
-        out[f"iter_{key}"] = it
-        out[f"iter_exponent_{key}"], _ = fit.power_law(kappas, it)
-    return out
+    gd, hb, nesterov = (np.asarray(iters[k], dtype=float) for k in ("GD", "heavy ball", "Nesterov"))
+    return {
+        "iter_kappa": kappas,
+        "iter_gd": gd,
+        "iter_hb": hb,
+        "iter_nesterov": nesterov,
+        "iter_exponent_gd": fit.power_law(kappas, gd)[0],
+        "iter_exponent_hb": fit.power_law(kappas, hb)[0],
+        "iter_exponent_nesterov": fit.power_law(kappas, nesterov)[0],
+    }
 
 
 def valley(cfg: dict, rng: np.random.Generator) -> dict:
@@ -258,27 +269,30 @@ def bridge(cfg: dict, rng: np.random.Generator) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- run / plot
-def run(*, quick: bool, seed: int, progress=None) -> dict:
-    """Rates vs kappa, iterations vs kappa, the 2-D valley and the ReLU-net bridge."""
-    cfg = QUICK if quick else FULL
-    rng_rate, rng_iter, rng_valley, rng_net = np.random.default_rng(seed).spawn(4)
-    parts = (
-        ("rates", lambda: rates_vs_kappa(cfg, rng_rate)),
-        ("iterations", lambda: iterations_vs_kappa(cfg, rng_iter)),
-        ("valley", lambda: valley(cfg["valley"], rng_valley)),
-        ("net", lambda: bridge(cfg["net"], rng_net)),
-    )
-    out = {}
-    for i, (label, part) in enumerate(parts):
-        out.update(part())
-        if progress is not None:
-            progress(i + 1, len(parts), label)
-    return out
-
-
 COLORS = {"GD, small step 0.5/L": "C7", "GD, large step 2/(L+mu)": "C0", "heavy ball": "C1"}
 COLORS["Nesterov"] = "C2"
+
+
+# --------------------------------------------------------------------------- run / plot
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
+    """Rates vs kappa, iterations vs kappa, the 2-D valley and the ReLU-net bridge."""
+    cfg = CONFIG["quick" if quick else "full"]
+    rng_rate, rng_iter, rng_valley, rng_net = np.random.default_rng(seed).spawn(4)
+
+    # %% Quadratics: the contraction of heavy ball and Nesterov, and the cost, against kappa
+    rates = rates_vs_kappa(cfg, rng_rate)
+    progress(1, 4, "rates")
+    iterations = iterations_vs_kappa(cfg, rng_iter)
+    progress(2, 4, "iterations")
+
+    # %% The 2-D valley: GD zig-zags, momentum builds speed along the valley
+    valleys = valley(cfg["valley"], rng_valley)
+    progress(3, 4, "valley")
+
+    # %% The net: heavy ball tuned on H_inf against GD at its best constant step
+    bridged = bridge(cfg["net"], rng_net)
+    progress(4, 4, "net")
+    return {**rates, **iterations, **valleys, **bridged}
 
 
 def plot(result: dict):

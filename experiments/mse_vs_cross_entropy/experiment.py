@@ -23,6 +23,11 @@ from scipy.special import expit, log_expit
 from shared import optim
 from shared.plotting import subplots
 
+CONFIG = {  # z0_grid: the initial wrong logits; gamma: every point's margin
+    "quick": {"n": 200, "d": 5, "gamma": 0.5, "lr": 1.0, "z0_grid": np.arange(2.0, 7.5, 1.0)},
+    "full": {"n": 200, "d": 5, "gamma": 0.5, "lr": 1.0, "z0_grid": np.arange(2.0, 10.5, 0.5)},
+}
+
 
 # --------------------------------------------------------------------------- per-logit losses
 def mse_loss(z, y):
@@ -79,16 +84,13 @@ def logistic_objective(X, y, loss: str, errors: list):
     """
     lf, gf = (mse_loss, mse_grad) if loss == "mse" else (ce_loss, ce_grad)
     n = X.shape[0]
-    last = {"w": None, "val": None}
 
-    def evaluate(w):
-        if last["w"] is None or not np.array_equal(last["w"], w):
-            z = X @ w  # (n,)
-            errors.append(float(np.mean(np.abs(expit(z) - y))))
-            last["w"], last["val"] = w.copy(), (float(np.mean(lf(z, y))), X.T @ gf(z, y) / n)
-        return last["val"]
+    def fun_and_grad(w):  # called once per distinct w (optim.cached)
+        z = X @ w  # (n,)
+        errors.append(float(np.mean(np.abs(expit(z) - y))))
+        return float(np.mean(lf(z, y))), X.T @ gf(z, y) / n
 
-    return (lambda w: evaluate(w)[0]), (lambda w: evaluate(w)[1])
+    return optim.cached(fun_and_grad)
 
 
 def predicted_escape_steps(z0: float, *, lr: float, gamma: float, loss: str) -> float:
@@ -122,13 +124,13 @@ def train_from_wrong_start(X, y, w_star, *, z0, gamma, lr, loss):
 
 
 # --------------------------------------------------------------------------- experiment
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Gradients across the logit, then escape times from a saturated wrong start."""
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, gamma, lr, z0_grid = cfg["n"], cfg["d"], cfg["gamma"], cfg["lr"], cfg["z0_grid"]
     rng = np.random.default_rng(seed)
-    n, d, gamma, lr = 200, 5, 0.5, 1.0
-    z0_grid = np.arange(2.0, 7.5, 1.0) if quick else np.arange(2.0, 10.5, 0.5)
 
-    # 1. derivatives at a wrong prediction: label 1, logit z = -|z|
+    # %% Derivatives at a wrong prediction (label 1, logit z = -|z|), against finite differences
     absz = np.linspace(0.0, 30.0, 301)
     g_mse = mse_grad(-absz, 1.0)  # (301,), negative
     g_ce = ce_grad(-absz, 1.0)  # (301,), -> -1
@@ -150,7 +152,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     tail = absz >= 4.0
     slope, _ = np.polyfit(absz[tail], np.log(np.abs(g_mse[tail])), 1)
 
-    # 2. logistic regression from a confidently wrong start
+    # %% Train: logistic regression from a confidently wrong start, with either loss
     X, y, w_star = margin_data(n, d, gamma=gamma, rng=rng)
     steps = {"mse": [], "ce": []}
     curves = {}
@@ -161,8 +163,9 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             steps[loss].append(k)
             if i == len(z0_grid) // 2:
                 curves[loss] = err
-            if progress is not None:
-                progress(2 * i + (loss == "mse") + 1, total, f"z0={z0:g} {loss}")
+            progress(2 * i + (loss == "mse") + 1, total, f"z0={z0:g} {loss}")
+
+    # %% Measure: escape steps against the gradient-flow prediction, and their growth in z0
     s_mse, s_ce = np.asarray(steps["mse"], float), np.asarray(steps["ce"], float)
     pred_mse = np.array(
         [predicted_escape_steps(z, lr=lr, gamma=gamma, loss="mse") for z in z0_grid]

@@ -29,28 +29,37 @@ import numpy as np
 from shared import optim
 from shared.plotting import subplots
 
-QUICK = {
-    "smooth": {"d": 20, "rows": 30, "alpha": 0.5, "omega": 3.0, "starts": 5, "steps": 2000},
-    "saddle": {
-        "eta": 0.1,
-        "y0": np.geomspace(1e-5, 1e-15, 6),
-        "radii": np.geomspace(1e-10, 1e-2, 5),
-        "draws": 21,
-        "beta": 0.9,
-        "g_tol": 1e-2,
-        "steps": 800,
+CONFIG = {
+    "quick": {
+        "smooth": {"d": 20, "rows": 30, "alpha": 0.5, "omega": 3.0, "starts": 5, "steps": 2000},
+        "saddle": {
+            "eta": 0.1,
+            "y0": np.geomspace(1e-5, 1e-15, 6),
+            "radii": np.geomspace(1e-10, 1e-2, 5),
+            "draws": 21,
+            "beta": 0.9,
+            "g_tol": 1e-2,
+            "steps": 800,
+        },
     },
-}
-FULL = {
-    "smooth": {"d": 200, "rows": 300, "alpha": 0.5, "omega": 3.0, "starts": 20, "steps": 20000},
-    "saddle": {
-        "eta": 0.1,
-        "y0": np.geomspace(1e-5, 1e-30, 15),
-        "radii": np.geomspace(1e-14, 1e-2, 13),
-        "draws": 201,
-        "beta": 0.9,
-        "g_tol": 1e-2,
-        "steps": 1000,
+    "full": {
+        "smooth": {
+            "d": 200,
+            "rows": 300,
+            "alpha": 0.5,
+            "omega": 3.0,
+            "starts": 20,
+            "steps": 20000,
+        },
+        "saddle": {
+            "eta": 0.1,
+            "y0": np.geomspace(1e-5, 1e-30, 15),
+            "radii": np.geomspace(1e-14, 1e-2, 13),
+            "draws": 201,
+            "beta": 0.9,
+            "g_tol": 1e-2,
+            "steps": 1000,
+        },
     },
 }
 
@@ -205,18 +214,19 @@ def plateau_entry(path: np.ndarray, g_tol: float) -> int:
 
 
 # --------------------------------------------------------------------------- run / plot
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """The ``1/K`` stationarity bound on a many-welled function, and the saddle plateau."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng_smooth, rng_saddle = np.random.default_rng(seed).spawn(2)
-    out = stationarity(cfg["smooth"], rng_smooth)
-    if progress is not None:
-        progress(1, 2, "stationarity")
-    out.update(saddle(cfg["saddle"], rng_saddle))
-    if progress is not None:
-        progress(2, 2, "saddle")
-    out["eta_saddle"] = cfg["saddle"]["eta"]
-    return out
+
+    # %% Smooth, many wells: GD at 1/L from several starts against the 1/K bound
+    stationary = stationarity(cfg["smooth"], rng_smooth)
+    progress(1, 2, "stationarity")
+
+    # %% A strict saddle: the plateau of GD, and what perturbations and momentum do to it
+    saddled = saddle(cfg["saddle"], rng_saddle)
+    progress(2, 2, "saddle")
+    return {**stationary, **saddled, "eta_saddle": cfg["saddle"]["eta"]}
 
 
 def plot(result: dict):

@@ -25,23 +25,25 @@ import numpy as np
 from shared import data, fit, kernels, net
 from shared.plotting import subplots, width_colors
 
-QUICK = {
-    "n": 10,
-    "d": 10,
-    "m": 8192,
-    "angles": (0.8, 0.5),
-    "beyond": 0.15,
-    "max_steps": 300,
-    "lam0_angles": np.geomspace(1e-3, 1.6, 12),
-}
-FULL = {
-    "n": 20,
-    "d": 10,
-    "m": 65536,
-    "angles": (0.8, 0.5, 0.3),
-    "beyond": 0.1,
-    "max_steps": 600,
-    "lam0_angles": np.geomspace(1e-4, 1.6, 20),
+CONFIG = {
+    "quick": {
+        "n": 10,
+        "d": 10,
+        "m": 8192,
+        "angles": (0.8, 0.5),
+        "beyond": 0.15,
+        "max_steps": 300,
+        "lam0_angles": np.geomspace(1e-3, 1.6, 12),
+    },
+    "full": {
+        "n": 20,
+        "d": 10,
+        "m": 65536,
+        "angles": (0.8, 0.5, 0.3),
+        "beyond": 0.1,
+        "max_steps": 600,
+        "lam0_angles": np.geomspace(1e-4, 1.6, 20),
+    },
 }
 FIT_HI = 1e-3
 DECAY = 30.0  # steps = DECAY / (2 eta lam0), capped: the slowest mode falls by e^-30 ~ 1e-13
@@ -102,23 +104,24 @@ def gd_at_angle(
     }
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     data_seed, init_seed, label_seed = np.random.SeedSequence(seed).spawn(3)
     n, d, m = cfg["n"], cfg["d"], cfg["m"]
 
+    # %% lam0 against the angle between two inputs, down to nearly parallel
     th = cfg["lam0_angles"]
     lam0_curve = lam0_vs_angle(n, d, th, data_seed=data_seed)
     small = th <= 0.1  # the small-angle regime where lam0 ~ theta / (2 pi)
     p, p_se = fit.power_law(th[small], lam0_curve[small])
 
+    # %% Train: GD at each angle, the last one beyond what the width m covers
     y = data.gaussian_labels(n, rng=np.random.default_rng(label_seed))
     angles = (*cfg["angles"], cfg["beyond"])  # decreasing
     runs = []
     for i, theta in enumerate(angles):
-        if progress is not None:
-            progress(i, len(angles), f"theta = {theta}")
+        progress(i, len(angles), f"theta = {theta}")
         runs.append(
             gd_at_angle(
                 theta,
@@ -130,6 +133,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
                 init_seed=init_seed,
             )
         )
+    # %% Measure: each rate against the kernel's prediction, and their order in the angle
     inside = runs[:-1]  # the angles at which m is wide enough
     ratio_inf = np.array([r["slope"] / r["pred_inf"] for r in runs])
     ratio_spec = np.array([r["slope"] / r["pred_spec"] for r in runs])

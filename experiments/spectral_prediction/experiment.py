@@ -24,23 +24,25 @@ import numpy as np
 from shared import data, fit, kernels, net
 from shared.plotting import subplots
 
-QUICK = {
-    "n": 40,
-    "d": 8,
-    "margin": 0.1,
-    "widths": (250, 1000, 4000, 16000),
-    "width_converge": 4000,
-    "steps_curve": 200,
-    "steps_converge": 2000,
-}
-FULL = {
-    "n": 100,
-    "d": 30,
-    "margin": 0.1,
-    "widths": (250, 1000, 4000, 16000, 64000),
-    "width_converge": 16000,
-    "steps_curve": 400,
-    "steps_converge": 3000,
+CONFIG = {
+    "quick": {
+        "n": 40,
+        "d": 8,
+        "margin": 0.1,
+        "widths": (250, 1000, 4000, 16000),
+        "width_converge": 4000,
+        "steps_curve": 200,
+        "steps_converge": 2000,
+    },
+    "full": {
+        "n": 100,
+        "d": 30,
+        "margin": 0.1,
+        "widths": (250, 1000, 4000, 16000, 64000),
+        "width_converge": 16000,
+        "steps_curve": 400,
+        "steps_converge": 3000,
+    },
 }
 LABELS = ("structured", "random")
 
@@ -58,16 +60,47 @@ def curve_error(loss: np.ndarray, predicted: np.ndarray, y: np.ndarray) -> float
     return float(np.max(np.abs(measured - predicted[:k])) / np.linalg.norm(y))
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def summarize(y, res, err, predicted, *, H, V, widths, k_top: int, K: int) -> dict:
+    """The quantities of one label vector ``y (n,)``.
+
+    ``err (len(widths),)`` holds the curve errors at each width, ``res`` the run to
+    convergence, ``predicted`` the spectral residual curve; ``K`` is the step at which the
+    losses are compared and ``k_top`` the number of top eigenvectors (columns of ``V``).
+    """
+    exponent, exponent_se = fit.power_law(np.asarray(widths, dtype=float), err)
+    predicted_distance = np.sqrt(kernels.rkhs_norm_sq(H, y))
+    return {
+        "curve_error_exponent": exponent,
+        "curve_error_exponent_se": exponent_se,
+        "curve_error_widest": err[-1],
+        "top_fraction": top_fraction(V, y, k_top),
+        "loss_ratio_K": res.loss[K] / res.loss[0],
+        "predicted_loss_ratio_K": (predicted[K] / predicted[0]) ** 2,
+        "final_loss_ratio": res.loss[-1] / res.loss[0],
+        "distance": res.move_fro[-1],
+        "predicted_distance": predicted_distance,
+        "distance_ratio": res.move_fro[-1] / predicted_distance,
+        # series for the figure
+        "curve_error": err,
+        "residual": np.sqrt(2.0 * res.loss) / np.linalg.norm(y),
+        "predicted_residual": predicted / np.linalg.norm(y),
+        "energy": ((V.T @ y) ** 2 / (y @ y))[::-1],  # top eigenvector first
+        "move_steps": res.recorded_steps,
+        "move_fro": res.move_fro,
+    }
+
+
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = QUICK if quick else FULL
+    cfg = CONFIG["quick" if quick else "full"]
     rng = np.random.default_rng(seed)
     n, d, widths = cfg["n"], cfg["d"], cfg["widths"]
     steps_curve, steps_converge = cfg["steps_curve"], cfg["steps_converge"]
+
+    # %% Set-up: inputs with structured and random labels, H_inf's spectrum, the predictions
     X, y_struct = data.two_clusters(n, d, margin=cfg["margin"], rng=rng)  # (n, d), (n,)
     y_rand = rng.choice([-1.0, 1.0], size=n)  # (n,), same X, labels independent of X
     ys = {"structured": y_struct, "random": y_rand}
-
     H = kernels.h_inf(X)  # (n, n)
     lam, V = kernels.spectrum(H)  # (n,) ascending, (n, n)
     eta = 1.0 / lam[-1]
@@ -76,59 +109,72 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         for key, y in ys.items()
     }  # each (steps_converge + 1,)
 
-    # (a) residual curve vs prediction at each width; one width also runs to convergence
+    # %% Train: (a) residual curve vs prediction at each width; one width runs to convergence
     err = {key: np.empty(len(widths)) for key in LABELS}
     converged = {}
     for i, m in enumerate(widths):
         steps = steps_converge if m == cfg["width_converge"] else steps_curve
         W0, a0 = net.init_net(d, m, rng=rng, antisymmetric=True)  # u(0) = 0 exactly
         for j, key in enumerate(LABELS):
-            if progress is not None:
-                progress(2 * i + j, 2 * len(widths), f"m = {m}, {key} labels")
+            progress(2 * i + j, 2 * len(widths), f"m = {m}, {key} labels")
             res = net.train(X, ys[key], W0, a0, eta=eta, steps=steps, record_every=10)
             err[key][i] = curve_error(res.loss[: steps_curve + 1], predicted[key], ys[key])
             if m == cfg["width_converge"]:
                 converged[key] = res
 
-    out = {"eta": eta, "lam0": lam[0], "lam_max": lam[-1], "width_converge": cfg["width_converge"]}
-    m_arr = np.asarray(widths, dtype=float)
-    for key in LABELS:
-        p, se = fit.power_law(m_arr, err[key])
-        out[f"curve_error_exponent_{key}"] = p
-        out[f"curve_error_exponent_se_{key}"] = se
-        out[f"curve_error_widest_{key}"] = err[key][-1]
-
-    # (b) structured vs random labels, trained to convergence at width_converge
+    # %% Measure: (a) the curve error against m; (b) structured vs random labels at convergence
     k_top = d + 1
-    for key in LABELS:
-        y, res = ys[key], converged[key]
-        out[f"top_fraction_{key}"] = top_fraction(V, y, k_top)
-        out[f"loss_ratio_K_{key}"] = res.loss[steps_curve] / res.loss[0]
-        out[f"predicted_loss_ratio_K_{key}"] = (
-            predicted[key][steps_curve] / predicted[key][0]
-        ) ** 2
-        out[f"final_loss_ratio_{key}"] = res.loss[-1] / res.loss[0]
-        out[f"distance_{key}"] = res.move_fro[-1]
-        out[f"predicted_distance_{key}"] = np.sqrt(kernels.rkhs_norm_sq(H, y))
-        out[f"distance_ratio_{key}"] = res.move_fro[-1] / out[f"predicted_distance_{key}"]
-    out["k_top"] = k_top
-    out["K"] = steps_curve
-    out["top_fraction_ratio"] = out["top_fraction_structured"] / out["top_fraction_random"]
-    out["speed_ratio"] = out["loss_ratio_K_random"] / out["loss_ratio_K_structured"]
-    out["distance_random_over_structured"] = out["distance_random"] / out["distance_structured"]
-
-    # series for the figure
-    out["widths"] = np.asarray(widths)
-    for key in LABELS:
-        y, res = ys[key], converged[key]
-        out[f"curve_error_{key}"] = err[key]
-        out[f"residual_{key}"] = np.sqrt(2.0 * res.loss) / np.linalg.norm(y)
-        out[f"predicted_residual_{key}"] = predicted[key] / np.linalg.norm(y)
-        out[f"energy_{key}"] = ((V.T @ y) ** 2 / (y @ y))[::-1]  # top eigenvector first
-        out[f"move_steps_{key}"] = res.recorded_steps
-        out[f"move_fro_{key}"] = res.move_fro
-    out["spectrum"] = lam[::-1]
-    return out
+    common = {"H": H, "V": V, "widths": widths, "k_top": k_top, "K": steps_curve}
+    st = summarize(
+        y_struct, converged["structured"], err["structured"], predicted["structured"], **common
+    )
+    rd = summarize(y_rand, converged["random"], err["random"], predicted["random"], **common)
+    return {
+        "eta": eta,
+        "lam0": lam[0],
+        "lam_max": lam[-1],
+        "width_converge": cfg["width_converge"],
+        "k_top": k_top,
+        "K": steps_curve,
+        "curve_error_exponent_structured": st["curve_error_exponent"],
+        "curve_error_exponent_se_structured": st["curve_error_exponent_se"],
+        "curve_error_widest_structured": st["curve_error_widest"],
+        "top_fraction_structured": st["top_fraction"],
+        "loss_ratio_K_structured": st["loss_ratio_K"],
+        "predicted_loss_ratio_K_structured": st["predicted_loss_ratio_K"],
+        "final_loss_ratio_structured": st["final_loss_ratio"],
+        "distance_structured": st["distance"],
+        "predicted_distance_structured": st["predicted_distance"],
+        "distance_ratio_structured": st["distance_ratio"],
+        "curve_error_exponent_random": rd["curve_error_exponent"],
+        "curve_error_exponent_se_random": rd["curve_error_exponent_se"],
+        "curve_error_widest_random": rd["curve_error_widest"],
+        "top_fraction_random": rd["top_fraction"],
+        "loss_ratio_K_random": rd["loss_ratio_K"],
+        "predicted_loss_ratio_K_random": rd["predicted_loss_ratio_K"],
+        "final_loss_ratio_random": rd["final_loss_ratio"],
+        "distance_random": rd["distance"],
+        "predicted_distance_random": rd["predicted_distance"],
+        "distance_ratio_random": rd["distance_ratio"],
+        "top_fraction_ratio": st["top_fraction"] / rd["top_fraction"],
+        "speed_ratio": rd["loss_ratio_K"] / st["loss_ratio_K"],
+        "distance_random_over_structured": rd["distance"] / st["distance"],
+        # series for the figure
+        "widths": np.asarray(widths),
+        "curve_error_structured": st["curve_error"],
+        "residual_structured": st["residual"],
+        "predicted_residual_structured": st["predicted_residual"],
+        "energy_structured": st["energy"],
+        "move_steps_structured": st["move_steps"],
+        "move_fro_structured": st["move_fro"],
+        "curve_error_random": rd["curve_error"],
+        "residual_random": rd["residual"],
+        "predicted_residual_random": rd["predicted_residual"],
+        "energy_random": rd["energy"],
+        "move_steps_random": rd["move_steps"],
+        "move_fro_random": rd["move_fro"],
+        "spectrum": lam[::-1],
+    }
 
 
 def plot(result: dict):

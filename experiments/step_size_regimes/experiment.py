@@ -25,38 +25,40 @@ import numpy as np
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
-QUICK = {
-    "quad": {"d": 50, "kappa": 20.0, "grid": np.linspace(0.05, 3.0, 60), "steps": 200},
-    "net": {
-        "n": 20,
-        "d": 10,
-        "m": 2000,
-        "grid": [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8, 2.2, 2.5, 3.0, 3.5, 4.5],
-        "steps": 300,
-        "lin_steps": 60,
-        "early": 3,
+CONFIG = {
+    "quick": {
+        "quad": {"d": 50, "kappa": 20.0, "grid": np.linspace(0.05, 3.0, 60), "steps": 200},
+        "net": {
+            "n": 20,
+            "d": 10,
+            "m": 2000,
+            "grid": [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8, 2.2, 2.5, 3.0, 3.5, 4.5],
+            "steps": 300,
+            "lin_steps": 60,
+            "early": 3,
+        },
+        "margin_quad": 0.02,
+        "margin_net": 0.1,
     },
-    "margin_quad": 0.02,
-    "margin_net": 0.1,
-}
-FULL = {
-    "quad": {"d": 200, "kappa": 100.0, "grid": np.linspace(0.02, 3.0, 150), "steps": 1000},
-    "net": {
-        "n": 40,
-        "d": 20,
-        "m": 8000,
-        "grid": np.concatenate(
-            [
-                [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8],
-                np.round(np.arange(2.2, 6.1, 0.4), 2),
-            ]
-        ),
-        "steps": 500,
-        "lin_steps": 60,
-        "early": 3,
+    "full": {
+        "quad": {"d": 200, "kappa": 100.0, "grid": np.linspace(0.02, 3.0, 150), "steps": 1000},
+        "net": {
+            "n": 40,
+            "d": 20,
+            "m": 8000,
+            "grid": np.concatenate(
+                [
+                    [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8],
+                    np.round(np.arange(2.2, 6.1, 0.4), 2),
+                ]
+            ),
+            "steps": 500,
+            "lin_steps": 60,
+            "early": 3,
+        },
+        "margin_quad": 0.02,
+        "margin_net": 0.1,
     },
-    "margin_quad": 0.02,
-    "margin_net": 0.1,
 }
 
 
@@ -133,14 +135,12 @@ def quadratic_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dic
 def linearised_objective(J0, r0, w0):
     """Loss and gradient of the net linearised at ``w0``: ``1/2 ||r0 + J0 (w - w0)||^2`` and
     ``J0^T (r0 + J0 (w - w0))``, with ``J0 (n, m d)``; one residual per distinct ``w``."""
-    last = {}
 
-    def residual(w):
-        if "w" not in last or not np.array_equal(last["w"], w):
-            last.update(w=w.copy(), r=r0 + J0 @ (w - w0))  # (n,)
-        return last["r"]
+    def fun_and_grad(w):
+        r = r0 + J0 @ (w - w0)  # (n,)
+        return 0.5 * float(r @ r), J0.T @ r
 
-    return (lambda w: 0.5 * float(residual(w) @ residual(w))), (lambda w: J0.T @ residual(w))
+    return optim.cached(fun_and_grad)
 
 
 def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
@@ -227,27 +227,28 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- run / plot
-def run(*, quick: bool, seed: int, progress=None) -> dict:
-    """Regimes over an ``eta`` grid on a quadratic and on the (linearised) ReLU net."""
-    cfg = QUICK if quick else FULL
-    rng_quad, rng_net = np.random.default_rng(seed).spawn(2)
-    out = quadratic_regimes(cfg["quad"], cfg["margin_quad"], rng_quad)
-    if progress is not None:
-        progress(1, 2, "quadratic")
-    out.update(net_regimes(cfg["net"], cfg["margin_net"], rng_net))
-    if progress is not None:
-        progress(2, 2, "net")
-    out["margin_quad"], out["margin_net"] = cfg["margin_quad"], cfg["margin_net"]
-    return out
-
-
 def _shade(ax, right):
     for lo, hi, color in ((0, 1, "C2"), (1, 2, "C1"), (2, right, "C3")):
         ax.axvspan(lo, hi, color=color, alpha=0.07, lw=0)
     for edge in (1.0, 2.0):
         ax.axvline(edge, color="0.5", lw=0.8, ls=":")
     ax.set_xlim(0, right)
+
+
+# --------------------------------------------------------------------------- run / plot
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
+    """Regimes over an ``eta`` grid on a quadratic and on the (linearised) ReLU net."""
+    cfg = CONFIG["quick" if quick else "full"]
+    rng_quad, rng_net = np.random.default_rng(seed).spawn(2)
+
+    # %% A quadratic: the three regimes of eta lambda_max, exactly as predicted
+    quadratic = quadratic_regimes(cfg["quad"], cfg["margin_quad"], rng_quad)
+    progress(1, 2, "quadratic")
+
+    # %% The ReLU net and its linearisation over the same grid of eta lambda_max
+    relu = net_regimes(cfg["net"], cfg["margin_net"], rng_net)
+    progress(2, 2, "net")
+    return {**quadratic, **relu, "margin_quad": cfg["margin_quad"], "margin_net": cfg["margin_net"]}
 
 
 def plot(result: dict):

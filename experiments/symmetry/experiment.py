@@ -24,6 +24,10 @@ import numpy as np
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
+CONFIG = {
+    "quick": {"n": 20, "d": 5, "m": 64, "steps": 1500},
+    "full": {"n": 50, "d": 10, "m": 512, "steps": 5000},
+}
 LINEAR_SPREAD = 1e-6  # spread below which the first-order map is compared with the measurement
 
 
@@ -45,22 +49,19 @@ def _objective(X, y, m, d, trace: dict):
     ``|theta_r - theta_1|`` (copies stay copies?) and the vector
     ``g = sum_i (u_i - y_i) 1{w_1.x_i >= 0} x_i`` (d,) of neuron 1.
     """
-    last = {"theta": None, "val": None}
 
-    def evaluate(theta):
-        if last["theta"] is None or not np.array_equal(last["theta"], theta):
-            W, a = _unpack(theta, m, d)
-            L, gW, ga, u = net.gradients(X, y, W, a)
-            dW, da = W - W.mean(axis=0), a - a.mean()  # (m, d), (m,)
-            trace["spread"].append(float(np.sqrt(np.max(np.sum(dW**2, axis=1) + da**2))))
-            trace["copies_dev"].append(
-                max(float(np.max(np.abs(W - W[0]))), float(np.max(np.abs(a - a[0]))))
-            )
-            trace["g"].append(X.T @ ((u - y) * (X @ W[0] >= 0)))  # (d,)
-            last["theta"], last["val"] = theta.copy(), (L, _pack(gW, ga))
-        return last["val"]
+    def fun_and_grad(theta):  # called once per distinct theta (optim.cached)
+        W, a = _unpack(theta, m, d)
+        L, gW, ga, u = net.gradients(X, y, W, a)
+        dW, da = W - W.mean(axis=0), a - a.mean()  # (m, d), (m,)
+        trace["spread"].append(float(np.sqrt(np.max(np.sum(dW**2, axis=1) + da**2))))
+        trace["copies_dev"].append(
+            max(float(np.max(np.abs(W - W[0]))), float(np.max(np.abs(a - a[0]))))
+        )
+        trace["g"].append(X.T @ ((u - y) * (X @ W[0] >= 0)))  # (d,)
+        return L, _pack(gW, ga)
 
-    return (lambda t: evaluate(t)[0]), (lambda t: evaluate(t)[1])
+    return optim.cached(fun_and_grad)
 
 
 def _train(X, y, W0, a0, *, eta, steps):
@@ -86,11 +87,14 @@ def _tangent_spread(g_path, delta_W, delta_a, *, eta):
     return np.asarray(out)
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Copies, random init, width 1 and perturbed copies on the same data."""
-    rng = np.random.default_rng(seed)
-    n, d, m, steps = (20, 5, 64, 1500) if quick else (50, 10, 512, 5000)
+    cfg = CONFIG["quick" if quick else "full"]
+    n, d, m, steps = cfg["n"], cfg["d"], cfg["m"], cfg["steps"]
     eps = 1e-12
+    rng = np.random.default_rng(seed)
+
+    # %% Set-up: data; symmetric, random and perturbed-symmetric inits; each init's step
     X = data.unit_sphere(n, d, rng=rng)  # (n, d)
     y = data.gaussian_labels(n, rng=rng)  # (n,)
 
@@ -104,15 +108,13 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
     eta = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W_sym) + kernels.gram_g(X, W_sym))[-1]
     eta_rand = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W_rand) + kernels.gram_g(X, W_rand))[-1]
 
+    # %% Train: GD on both layers from each init, and the width-1 net it is equivalent to
     L_sym, tr_sym = _train(X, y, W_sym, a_sym, eta=eta, steps=steps)
-    if progress is not None:
-        progress(1, 4, "symmetric")
+    progress(1, 4, "symmetric")
     L_rand, _ = _train(X, y, W_rand, a_rand, eta=eta_rand, steps=steps)
-    if progress is not None:
-        progress(2, 4, "random")
+    progress(2, 4, "random")
     L_pert, tr_pert = _train(X, y, W_sym + delta_W, a_sym + delta_a, eta=eta, steps=steps)
-    if progress is not None:
-        progress(3, 4, "perturbed")
+    progress(3, 4, "perturbed")
     # the width-1 net with output scale sqrt(m) at step eta/m is the same function and flow
     one = net.train(
         X,
@@ -125,9 +127,9 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
         scale=np.sqrt(m),
         record_every=steps,
     )
-    if progress is not None:
-        progress(4, 4, "width 1")
+    progress(4, 4, "width 1")
 
+    # %% Measure: the copies stay copies; a tiny perturbation's spread against first order
     spread = tr_pert["spread"]  # (steps+1,)
     pred = _tangent_spread(
         tr_sym["g"], delta_W - delta_W.mean(0), delta_a - delta_a.mean(), eta=eta

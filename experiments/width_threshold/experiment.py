@@ -25,19 +25,21 @@ from shared.plotting import subplots, width_colors
 TARGET = 1e-3  # converged: L(k) / L(0) <= TARGET within the budget
 DELTA = 0.1  # failure probability in Thm 4.1's width
 
-QUICK = {
-    "n": 30,
-    "d": 10,
-    "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
-    "inits": 4,
-    "budget": 500,
-}
-FULL = {
-    "n": 200,
-    "d": 20,
-    "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384),
-    "inits": 5,
-    "budget": 1000,
+CONFIG = {
+    "quick": {
+        "n": 30,
+        "d": 10,
+        "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+        "inits": 4,
+        "budget": 500,
+    },
+    "full": {
+        "n": 200,
+        "d": 20,
+        "widths": (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384),
+        "inits": 5,
+        "budget": 1000,
+    },
 }
 
 
@@ -59,24 +61,26 @@ def theoretical_width(n: int, lam0: float, delta: float = DELTA) -> float:
     return float(n) ** 6 / (lam0**4 * delta**3)
 
 
-def run(*, quick: bool, seed: int, progress=None) -> dict:
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = QUICK if quick else FULL
-    rng = np.random.default_rng(seed)
+    cfg = CONFIG["quick" if quick else "full"]
     n, d, widths, inits = cfg["n"], cfg["d"], np.asarray(cfg["widths"]), cfg["inits"]
+    rng = np.random.default_rng(seed)
+
+    # %% Set-up: data, H_inf, one step eta for every width
     X = data.unit_sphere(n, d, rng=rng)
     y = data.gaussian_labels(n, rng=rng)
     lam = np.linalg.eigvalsh(kernels.h_inf(X))  # (n,) ascending
     lam0 = lam[0]
     eta = 1.0 / lam[-1]
 
+    # %% Train: GD from several inits at each width, until the target or the budget
     final = np.empty((len(widths), inits))  # L(k_stop) / L(0)
     k_hit = np.full((len(widths), inits), np.nan)  # first k with L(k)/L(0) <= TARGET
     curves = []  # first init of each width, for the figure
     for i, m in enumerate(widths):
         for j in range(inits):
-            if progress is not None:
-                progress(i * inits + j, len(widths) * inits, f"m = {m}")
+            progress(i * inits + j, len(widths) * inits, f"m = {m}")
             W0, a0 = net.init_net(d, int(m), rng=rng)
             loss = train_until(X, y, W0, a0, eta=eta, budget=cfg["budget"])
             final[i, j] = loss[-1] / loss[0]
@@ -86,6 +90,7 @@ def run(*, quick: bool, seed: int, progress=None) -> dict:
             if j == 0:
                 curves.append(loss / loss[0])
 
+    # %% Measure: the smallest width that converges on every init, against Thm 4.1's width
     converged = final <= TARGET  # (len(widths), inits)
     frac = converged.mean(axis=1)  # (len(widths),)
     narrow = widths * d < n  # fewer weights than data points
