@@ -160,8 +160,10 @@ def degenerate(n: int, d: int, *, rng) -> dict:
         return np.linalg.eigvalsh(h_inf(X))
 
     def log10_rel(lam) -> float:
-        """``log10 |lambda_min| / lambda_max``: rounding can leave a singular H_inf at -1e-17."""
-        return float(np.log10(abs(lam[0]) / lam[-1]))
+        """``log10 |lambda_min| / lambda_max``: rounding can leave a singular H_inf at -1e-17
+        (and, rarely, at exactly 0: ``-inf``)."""
+        with np.errstate(divide="ignore"):
+            return float(np.log10(abs(lam[0]) / lam[-1]))
 
     random, duplicate = spectrum(X_random), spectrum(X_duplicate)
     antipodal_d, antipodal_d1 = spectrum(X_antipodal_d), spectrum(X_antipodal_d1)

@@ -32,7 +32,8 @@ TARGET = -3.0  # log10 of the loss ratio L(K) / L(0) that counts as fitted
 DECAY = 30.0  # budget K = DECAY / (eta lam0): the kernel regime's slowest mode falls by e^-60
 DELTA = 0.1  # failure probability in Thm 4.1's width
 PER_OCTAVE = 4  # grid widths per doubling of m
-SPAN = (0.5, 16.0)  # the bisection bracket, in weights per data point m d / n
+SPAN = (0.5, 16.0)  # the bisection bracket, in weights per data point m d / n ...
+MAX_SPAN = 128.0  # ... whose top doubles, up to this, until the median init fits there
 
 CONFIG = {
     # ns: the sample sizes; sets: data sets per n (the small n are cheap and the noisiest);
@@ -86,9 +87,9 @@ def log_loss_ratios(X, y, W0, a0, *, eta: float, steps: int, stop_at: float | No
     return np.where(np.isnan(ratio), np.inf, ratio)
 
 
-def width_grid(n: int, d: int) -> np.ndarray:
-    """Integer widths a quarter-octave apart with ``m d / n`` in ``SPAN``: ``(g,)`` ascending."""
-    lo, hi = SPAN[0] * n / d, SPAN[1] * n / d
+def width_grid(n: int, d: int, top: float = MAX_SPAN) -> np.ndarray:
+    """Integer widths a quarter-octave apart, ``m d / n`` from ``SPAN[0]`` to ``top``: ``(g,)``."""
+    lo, hi = SPAN[0] * n / d, top * n / d
     steps = np.arange(int(np.floor(PER_OCTAVE * np.log2(hi / lo))) + 1)
     return np.unique(np.maximum(1, np.round(lo * 2.0 ** (steps / PER_OCTAVE))).astype(int))
 
@@ -97,10 +98,12 @@ def threshold(X, y, W0, a0, *, eta: float, steps: int) -> dict:
     """Smallest width at which the median init reaches ``TARGET`` within ``steps``, by bisection.
 
     ``W0 (J, m_max, d)`` and ``a0 (J, m_max)`` are nested inits: width ``m`` keeps the
-    first ``m`` neurons. The bracket ends must straddle the target (a ``ValueError``
-    otherwise); the threshold is interpolated in ``log m`` between the last bracket.
-    The widest grid width only needs to show that every init gets there, so it stops
-    once they all have.
+    first ``m`` neurons (``m_max`` the last width of :func:`width_grid`). The bracket is
+    ``m d / n`` from ``SPAN[0]`` to ``SPAN[1]``; where the median init does not fit at the
+    top its width doubles until it does, up to ``MAX_SPAN`` (a ``ValueError`` beyond, or if
+    the median init already fits at the bottom). The top only needs to show that the inits
+    get there, so it stops once they all have. The threshold is interpolated in ``log m``
+    between the last bracket.
 
     Returns
     -------
@@ -112,7 +115,7 @@ def threshold(X, y, W0, a0, *, eta: float, steps: int) -> dict:
     """
     n, d = X.shape
     grid = width_grid(n, d)
-    top = len(grid) - 1
+    top = len(width_grid(n, d, SPAN[1])) - 1
     evals = {}
 
     def median_at(i, *, stop=False):
@@ -125,12 +128,15 @@ def threshold(X, y, W0, a0, *, eta: float, steps: int) -> dict:
 
     if not median_at(0) > TARGET:
         raise ValueError(f"SPAN: at m d / n = {SPAN[0]} the median init already fits (n = {n})")
-    if not median_at(top, stop=True) <= TARGET:
-        raise ValueError(f"SPAN: at m d / n = {SPAN[1]} the median init does not fit (n = {n})")
+    lo = 0
+    while not median_at(top, stop=True) <= TARGET:
+        if top == len(grid) - 1:
+            raise ValueError(f"MAX_SPAN: at m d / n = {MAX_SPAN} the median init does not fit")
+        lo, top = top, min(top + PER_OCTAVE, len(grid) - 1)
     hits = evals[top] <= TARGET  # (k_stop + 1, J)
     first = np.where(hits.any(axis=0), hits.argmax(axis=0), steps + 1)  # (J,), steps + 1: never
     wide_steps, wide_fitted = float(np.median(first)), float(hits.any(axis=0).mean())
-    lo, hi = 0, top
+    hi = top
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if median_at(mid) > TARGET:
@@ -148,6 +154,7 @@ def threshold(X, y, W0, a0, *, eta: float, steps: int) -> dict:
         "curve": [evals[i][:, 0] for i in idx],
         "wide_steps": wide_steps,
         "wide_fitted": wide_fitted,
+        "top_span": float(grid[top] * d / n),
     }
 
 
@@ -174,7 +181,7 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
             eta = 1.0 / lam[-1]
             steps = int(np.ceil(DECAY / (eta * lam[0])))
             # %% Nested inits: width m keeps the first m neurons of each
-            m_max = int(width_grid(n, d)[-1])
+            m_max = int(width_grid(n, d)[-1])  # the widest the bisection may need
             W0 = np.empty((inits, m_max, d))
             a0 = np.empty((inits, m_max))
             for j in range(inits):
@@ -206,7 +213,7 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "threshold_exponent_n_se": p_se,
         "weights_per_point": m_star * d / n_arr,
         "weights_per_point_min": float(np.min(m_star * d / n_arr)),
-        "log10_weights_per_point_largest_n": float(np.log10(m_star[-1] * d / n_arr[-1])),
+        "log10_weights_per_point_mean": float(np.mean(np.log10(m_star * d / n_arr))),
         "lam0_exponent_n": fit.power_law(n_arr, lam0s)[0],
         # Thm 4.1's width grows like n^6 / lam0^4 over the same data sets
         "m_theory": m_theory,
@@ -216,14 +223,17 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "m_theory_reference_min": float(min(theory_ref)),
         "m_theory_reference_max": float(max(theory_ref)),
         "log10_width_ratio": float(np.log10(m_theory[i_ref] / m_star[i_ref])),
-        # the bracket ends: at m d / n = 1/2 (fewer weights than points) the median init
-        # stalls, for every n and data set; at 16 it fits, in a fraction of the budget
-        # (the median over the data sets of each n, the slowest n)
-        "narrow_log10_loss_min": float(min(np.median(r["final"][0]) for r in everything)),
+        # the bracket ends: at m d / n = 1/2 (fewer weights than points) GD stalls, the
+        # median over the inits and data sets of each n, the lowest n; at the top (m d / n =
+        # 16 unless it had to double) the median init fits, in a fraction of the budget
+        "narrow_log10_loss_min": float(
+            min(np.median([r["final"][0] for r in runs]) for runs in per_n)
+        ),
         "wide_steps_over_budget": float(
             max(np.median([r["wide_steps"] / r["budget"] for r in runs]) for runs in per_n)
         ),
         "wide_fitted_fraction_min": float(min(r["wide_fitted"] for r in everything)),
+        "top_span_max": float(max(r["top_span"] for r in everything)),
         # series for the figure: the first data set of each n
         "budget": np.array([runs[0]["budget"] for runs in per_n]),
         "widths": [runs[0]["widths"] for runs in per_n],
