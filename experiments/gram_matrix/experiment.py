@@ -27,16 +27,17 @@ CONFIG = {
         "mc_n": 30,
         "mc_d": 10,
         "draws": 2 ** np.arange(8, 17, 2),
-        "mc_repeats": 6,
+        "mc_repeats": 24,
         "table_n": (20, 60, 180),
         "table_d": (5, 10, 20, 40),
-        "table_draws": 9,
+        "table_draws": 31,
         "deg_n": 40,
         "deg_d": 10,
+        "deg_sets": 9,  # the degenerate quantities are medians over this many input sets
         "dev_n": 30,
         "dev_d": 10,
         "widths": 2 ** np.arange(6, 14),
-        "dev_inits": 10,
+        "dev_inits": 40,
     },
     "full": {
         "mc_n": 150,
@@ -48,6 +49,7 @@ CONFIG = {
         "table_draws": 9,
         "deg_n": 200,
         "deg_d": 20,
+        "deg_sets": 3,
         "dev_n": 200,
         "dev_d": 20,
         "widths": 2 ** np.arange(6, 16),
@@ -80,6 +82,7 @@ def monte_carlo(X: np.ndarray, draws: np.ndarray, repeats: int, *, rng) -> dict:
     return {
         "mc_max_z": float(z.max()),
         "mc_frac_beyond_3se": float(np.mean(z > 3.0)),
+        "log10_mc_frac_beyond_3se": float(np.log10(np.mean(z > 3.0))),
         "mc_error_exponent": exponent,
         "mc_error_exponent_se": exponent_se,
         "mc_draws": draws,
@@ -122,37 +125,63 @@ def h_inf_stable_angles(X: np.ndarray) -> np.ndarray:
     return (X @ X.T) * (np.pi - t) / (2.0 * np.pi)
 
 
+def antipodal_orthonormal(n: int, d: int, n_pairs: int, *, rng) -> np.ndarray:
+    """``n`` unit inputs in ``R^d`` whose last ``n_pairs`` rows negate the first ``n_pairs``.
+
+    The first ``d`` rows are a random orthonormal basis (the rows of a Haar-random
+    rotation), the others uniform on the sphere, so with ``n_pairs <= d`` the pair
+    directions are as far from linearly dependent as ``n_pairs`` unit vectors can be.
+
+    Returns
+    -------
+    X : (n, d) ndarray
+    """
+    X = data.unit_sphere(n, d, rng=rng)  # (n, d)
+    Q, R = np.linalg.qr(rng.standard_normal((d, d)))  # (d, d)
+    X[:d] = (Q * np.sign(np.diag(R))).T  # Haar-random orthonormal rows
+    X[n - n_pairs :] = -X[:n_pairs]
+    return X
+
+
 def degenerate(n: int, d: int, *, rng) -> dict:
-    """Spectra of ``H_inf`` for random, duplicated and antipodal inputs, ``n`` points in ``R^d``."""
+    """Spectra of ``H_inf`` for random, duplicated and antipodal inputs, ``n`` points in ``R^d``.
+
+    The antipodal sets share their points: ``d`` pairs along an orthonormal basis, and the
+    same ``d`` pairs plus one more (``antipodal_orthonormal``).
+    """
     X_random = data.unit_sphere(n, d, rng=rng)
     X_duplicate = data.duplicate_inputs(n, d, n_copies=1, rng=rng)
-    X_antipodal_d = data.antipodal_inputs(n, d, n_pairs=d, rng=rng)
-    X_antipodal_d1 = data.antipodal_inputs(n, d, n_pairs=d + 1, rng=rng)
+    base = antipodal_orthonormal(n, d, d + 1, rng=rng)  # d + 1 pairs
+    X_antipodal_d1 = base
+    X_antipodal_d = base.copy()
+    X_antipodal_d[n - 1] = data.unit_sphere(1, d, rng=rng)[0]  # undo the (d + 1)-th pair
 
     def spectrum(X, h_inf=h_inf_stable_angles):  # (n,) ascending
         return np.linalg.eigvalsh(h_inf(X))
 
-    def rel(lam) -> float:
-        """``|lambda_min| / lambda_max``: rounding can leave a singular H_inf at -1e-17."""
-        return float(abs(lam[0]) / lam[-1])
+    def log10_rel(lam) -> float:
+        """``log10 |lambda_min| / lambda_max``: rounding can leave a singular H_inf at -1e-17
+        (and, rarely, at exactly 0: ``-inf``)."""
+        with np.errstate(divide="ignore"):
+            return float(np.log10(abs(lam[0]) / lam[-1]))
 
     random, duplicate = spectrum(X_random), spectrum(X_duplicate)
     antipodal_d, antipodal_d1 = spectrum(X_antipodal_d), spectrum(X_antipodal_d1)
+    diff = h_inf_stable_angles(X_random) - kernels.h_inf(X_random)  # (n, n)
     return {
-        "lam0_rel_random": rel(random),
-        "lam0_rel_duplicate": rel(duplicate),
-        "lam0_rel_antipodal_d": rel(antipodal_d),
-        "lam0_rel_antipodal_d1": rel(antipodal_d1),
+        "lam0_rel_random": float(random[0] / random[-1]),
+        "log10_lam0_rel_duplicate": log10_rel(duplicate),
+        "log10_lam0_rel_antipodal_d": log10_rel(antipodal_d),
+        "log10_lam0_rel_antipodal_d1": log10_rel(antipodal_d1),
         "spectrum_random": random,
         "spectrum_duplicate": duplicate,
         "spectrum_antipodal_d": antipodal_d,
         "spectrum_antipodal_d1": antipodal_d1,
-        # the library's arccos-based closed form: its rounding floor, for reference
-        "lam0_rel_antipodal_d1_arccos": rel(spectrum(X_antipodal_d1, kernels.h_inf)),
-        # the two forms agree away from the degenerate angles
-        "stable_vs_arccos_max_diff_random": float(
-            np.abs(h_inf_stable_angles(X_random) - kernels.h_inf(X_random)).max()
-        ),
+        # the library's kernels.h_inf on the same inputs, for reference
+        "log10_lam0_rel_antipodal_d1_library": log10_rel(spectrum(X_antipodal_d1, kernels.h_inf)),
+        # the two forms agree away from the degenerate angles: largest and RMS difference
+        "stable_vs_arccos_max_diff_random": float(np.abs(diff).max()),
+        "log10_stable_vs_arccos_rms_diff_random": float(np.log10(np.sqrt(np.mean(diff**2)))),
     }
 
 
@@ -203,7 +232,16 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
 
     # %% (c) Degenerate inputs: duplicates and antipodal pairs
     progress(2, 4, "degenerate inputs")
-    degenerate_spectra = degenerate(cfg["deg_n"], cfg["deg_d"], rng=rng_deg)
+    sets = [
+        degenerate(cfg["deg_n"], cfg["deg_d"], rng=rng) for rng in rng_deg.spawn(cfg["deg_sets"])
+    ]
+    degenerate_spectra = {  # medians of the scalars over the sets; the first set's spectra
+        key: (float(np.median([s[key] for s in sets])) if np.ndim(val) == 0 else val)
+        for key, val in sets[0].items()
+    }
+    degenerate_spectra["stable_vs_arccos_max_diff_random"] = max(
+        s["stable_vs_arccos_max_diff_random"] for s in sets
+    )
 
     # %% (d) H(0) at random init against H_inf, over widths
     progress(3, 4, "||H(0) - H_inf|| vs width")
@@ -278,8 +316,13 @@ def plot(result: dict):
     ax.legend()
 
     ax = axes[1, 1]
-    vals = [max(result[f"lam0_rel_{k}"], 1e-18) for k in labels]
-    ax.bar(range(len(vals)), vals, color=["C0", "C1", "C2", "C3"])
+    vals = [
+        result["lam0_rel_random"],
+        10.0 ** result["log10_lam0_rel_antipodal_d"],
+        10.0 ** result["log10_lam0_rel_antipodal_d1"],
+        10.0 ** result["log10_lam0_rel_duplicate"],
+    ]
+    ax.bar(range(len(vals)), np.maximum(vals, 1e-18), color=["C0", "C1", "C2", "C3"])
     ax.axhline(1e-10, color="k", ls="--", lw=0.8, label="1e-10")
     ax.set_yscale("log")
     ax.set_xticks(range(len(vals)), ["random", "d pairs", "d+1 pairs", "dup."])

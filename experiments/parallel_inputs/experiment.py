@@ -33,7 +33,8 @@ CONFIG = {
         "angles": (0.8, 0.5),
         "beyond": 0.15,
         "max_steps": 300,
-        "lam0_angles": np.geomspace(1e-3, 1.6, 12),
+        "sets": 5,  # data sets (points, planes, labels, init): the checks are medians over them
+        "lam0_angles": np.geomspace(1e-4, 1.6, 16),
     },
     "full": {
         "n": 20,
@@ -42,9 +43,11 @@ CONFIG = {
         "angles": (0.8, 0.5, 0.3),
         "beyond": 0.1,
         "max_steps": 600,
+        "sets": 1,
         "lam0_angles": np.geomspace(1e-4, 1.6, 20),
     },
 }
+SMALL = 0.03  # lam0_exponent is fitted for theta <= SMALL, where lam0 ~ theta / (2 pi)
 FIT_HI = 1e-3
 DECAY = 30.0  # steps = DECAY / (2 eta lam0), capped: the slowest mode falls by e^-30 ~ 1e-13
 
@@ -104,24 +107,20 @@ def gd_at_angle(
     }
 
 
-def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
-    """Return scalars (checked in expected.toml) and series (for the figure)."""
-    cfg = CONFIG["quick" if quick else "full"]
-    data_seed, init_seed, label_seed = np.random.SeedSequence(seed).spawn(3)
+def one_set(cfg: dict, angles: tuple, seeds, progress) -> dict:
+    """The whole measurement on one data set: ``seeds = (data, init, label)`` SeedSequences."""
+    data_seed, init_seed, label_seed = seeds
     n, d, m = cfg["n"], cfg["d"], cfg["m"]
-
-    # %% lam0 against the angle between two inputs, down to nearly parallel
+    # lam0 against the angle between two inputs, down to nearly parallel
     th = cfg["lam0_angles"]
     lam0_curve = lam0_vs_angle(n, d, th, data_seed=data_seed)
-    small = th <= 0.1  # the small-angle regime where lam0 ~ theta / (2 pi)
+    small = th <= SMALL  # the small-angle regime where lam0 ~ theta / (2 pi)
     p, p_se = fit.power_law(th[small], lam0_curve[small])
-
-    # %% Train: GD at each angle, the last one beyond what the width m covers
+    # GD at each angle: same points, planes, labels and init, only theta changes
     y = data.gaussian_labels(n, rng=np.random.default_rng(label_seed))
-    angles = (*cfg["angles"], cfg["beyond"])  # decreasing
     runs = []
     for i, theta in enumerate(angles):
-        progress(i, len(angles), f"theta = {theta}")
+        progress(i, theta)
         runs.append(
             gd_at_angle(
                 theta,
@@ -133,35 +132,73 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
                 init_seed=init_seed,
             )
         )
-    # %% Measure: each rate against the kernel's prediction, and their order in the angle
-    inside = runs[:-1]  # the angles at which m is wide enough
-    ratio_inf = np.array([r["slope"] / r["pred_inf"] for r in runs])
-    ratio_spec = np.array([r["slope"] / r["pred_spec"] for r in runs])
-    rates = -np.array([r["slope"] for r in runs])  # (len(angles),), positive
+    return {"lam0_curve": lam0_curve, "lam0_exponent": p, "lam0_exponent_se": p_se, "runs": runs}
+
+
+def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
+    """Return scalars (checked in expected.toml) and series (for the figure)."""
+    cfg = CONFIG["quick" if quick else "full"]
+    angles = (*cfg["angles"], cfg["beyond"])  # decreasing; the last beyond what m covers
+    th = cfg["lam0_angles"]
+    n_sets = cfg["sets"]
+
+    # %% Every data set: lam0 against the angle, and GD at each angle (the first set is the
+    # figure's)
+    sets = []
+    root = np.random.SeedSequence(seed)
+    streams = root.spawn(3)  # (data, init, label) of the first set
+    extra = root.spawn(3 * (n_sets - 1))
+    all_seeds = [streams] + [extra[3 * i : 3 * i + 3] for i in range(n_sets - 1)]
+    for s, seeds in enumerate(all_seeds):
+
+        def report(i, theta, s=s):
+            progress(s * len(angles) + i, n_sets * len(angles), f"set {s}, theta = {theta}")
+
+        sets.append(one_set(cfg, angles, seeds, report))
+
+    # %% Measure: each rate against the kernel's prediction and their order in the angle,
+    # each the median over the data sets
+    def med(fn):  # (len(angles),)
+        return np.array([np.median([fn(st["runs"][a]) for st in sets]) for a in range(len(angles))])
+
+    ratio_inf = med(lambda r: r["slope"] / r["pred_inf"])
+    ratio_spec = med(lambda r: r["slope"] / r["pred_spec"])
+    lam_min = med(lambda r: r["lam_min_over_lam0"])
+    log_order = np.array(  # (len(angles) - 1,), ln rate(theta) / rate(next smaller theta)
+        [
+            np.median([np.log(st["runs"][a]["slope"] / st["runs"][a + 1]["slope"]) for st in sets])
+            for a in range(len(angles) - 1)
+        ]
+    )
+    first = sets[0]["runs"]
     return {
-        "m": m,
-        "lam0_exponent": p,
-        "lam0_exponent_se": p_se,
-        "lam0_over_pair_smallest": float(lam0_curve[0] / pair_eigenvalue(th[0])),
+        "m": cfg["m"],
+        "lam0_exponent": float(np.median([st["lam0_exponent"] for st in sets])),
+        "lam0_exponent_se": sets[0]["lam0_exponent_se"],
+        "lam0_over_pair_smallest": float(
+            np.median([st["lam0_curve"][0] for st in sets]) / pair_eigenvalue(th[0])
+        ),
         "rate_ratio_min": float(ratio_inf[:-1].min()),
         "rate_ratio_max": float(ratio_inf[:-1].max()),
         "rate_ratio_spec_min": float(ratio_spec[:-1].min()),
         "rate_ratio_spec_max": float(ratio_spec[:-1].max()),
-        "lam_min_ratio_inside": float(min(r["lam_min_over_lam0"] for r in inside)),
+        "lam_min_ratio_inside": float(lam_min[:-1].min()),
         "rate_ratio_beyond": float(ratio_inf[-1]),
-        "lam_min_ratio_beyond": runs[-1]["lam_min_over_lam0"],
-        # smallest factor by which the rate falls from one angle to the next smaller one
-        "rate_order_margin": float(np.min(rates[:-1] / rates[1:]) - 1.0),
+        "lam_min_ratio_beyond": float(lam_min[-1]),
+        # smallest log-ratio of the rate at one angle to the rate at the next smaller one
+        "rate_order_margin": float(log_order.min()),
         "lam0_angles": th,
-        "lam0_curve": lam0_curve,
+        "lam0_curve": sets[0]["lam0_curve"],
         "angles": np.array(angles),
-        "gd_lam0": np.array([r["lam0"] for r in runs]),
-        "slope": -rates,
-        "pred_inf": np.array([r["pred_inf"] for r in runs]),
-        "pred_spec": np.array([r["pred_spec"] for r in runs]),
-        "loss_ratio": [r["loss_ratio"] for r in runs],
-        "k_kernel": [r["k_kernel"] for r in runs],
-        "lam_min_ratio": [r["lam_min_ratio"] for r in runs],
+        "gd_lam0": np.array([r["lam0"] for r in first]),
+        "slope": np.array([r["slope"] for r in first]),
+        "pred_inf": np.array([r["pred_inf"] for r in first]),
+        "pred_spec": np.array([r["pred_spec"] for r in first]),
+        "rate_ratio": ratio_inf,
+        "rate_ratio_spec": ratio_spec,
+        "loss_ratio": [r["loss_ratio"] for r in first],
+        "k_kernel": [r["k_kernel"] for r in first],
+        "lam_min_ratio": [r["lam_min_ratio"] for r in first],
     }
 
 
