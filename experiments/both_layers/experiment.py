@@ -24,20 +24,21 @@ import numpy as np
 from shared import data, fit, kernels, net
 from shared.plotting import subplots, width_colors
 
+FLOOR = fit.floor_ratio(np.float64)  # 1e-14: the slope fit ends there, so training may too
 CONFIG = {
     "quick": {
         "n": 40,
         "d": 20,
-        "m": 4000,
-        "steps": 900,
+        "m": 16000,
+        "steps": 1200,
         "widths": (100, 400, 1600, 6400),
-        "draws": 3,
+        "draws": 12,
     },
     "full": {
         "n": 200,
         "d": 50,
         "m": 8000,
-        "steps": 3000,
+        "steps": 4000,
         "widths": (250, 1000, 4000, 16000, 64000),
         "draws": 3,
     },
@@ -94,11 +95,14 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         (("W", False, H, lam_H[0]), ("Wa", True, Theta, lam_T[0]))
     ):
         progress(i, 3, f"GD on {name}, m = {m}")
-        res = net.train(X, y, W0, a0, eta=eta, steps=steps, train_a=train_a, record_every=steps)
+        res = net.train(
+            X, y, W0, a0, eta=eta, steps=steps, train_a=train_a, record_every=steps, tol=FLOOR
+        )
         # kernel-regime loss 1/2 ||(I - eta K)^k (y - u(0))||^2 (Arora et al. 2019, Sec. 4)
         kernel_loss = 0.5 * kernels.predicted_residuals(K, y, eta=eta, steps=steps, u0=u0) ** 2
         runs[name] = {
             "loss": res.loss,
+            "steps": np.inf if res.stopped_step is None else res.stopped_step,
             "slope": fit.log_rate(res.loss),
             "predicted": 2.0 * np.log(1.0 - eta * lam0),
             "windowed": fit.log_rate(kernel_loss),
@@ -134,6 +138,8 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "predicted_speedup": Wa["predicted"] / W["predicted"],
         "final_loss_ratio_W": W["loss"][-1] / W["loss"][0],
         "final_loss_ratio_Wa": Wa["loss"][-1] / Wa["loss"][0],
+        "steps_to_floor_W": W["steps"],
+        "steps_to_floor_Wa": Wa["steps"],
         "kernel_error_exponent": exponent,
         "kernel_error_exponent_se": exponent_se,
         "kernel_error_widest": err_mean[-1],
