@@ -119,13 +119,17 @@ def quadratic_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dic
         for want, label in ((0.6, "monotone"), (1.6, "oscillatory"), (2.1, "divergent")):
             if label not in examples and c >= want:
                 examples[label] = (float(c), top[:40])
+    grid = np.asarray(cfg["grid"])
+    keep = np.array([away_from_boundaries(c, margin) for c in grid])
+    err = np.abs(np.asarray(multipliers) - (1.0 - grid))[keep]
     return {
-        "quad_grid": np.asarray(cfg["grid"]),
+        "quad_grid": grid,
         "quad_regimes": measured,
         "quad_multiplier": np.asarray(multipliers),
         "quad_examples": examples,
         "quad_agreement": float(np.mean(agree)),
         "quad_n_checked": len(agree),
+        "quad_multiplier_log10_err_max": float(np.log10(err.max())),
     }
 
 
@@ -154,18 +158,21 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
     """
     n, d, m, steps, early = cfg["n"], cfg["d"], cfg["m"], cfg["steps"], cfg["early"]
     X = data.unit_sphere(n, d, rng=rng)
-    y = data.gaussian_labels(n, rng=rng)
     W0, a = net.init_net(d, m, rng=rng)
     lam, V = np.linalg.eigh(kernels.gram_h(X, W0))  # (n,), (n, n)
     lam_max, v = float(lam[-1]), V[:, -1]
+    u0 = net.predict(X, W0, a)  # (n,)
+    # labels: the residual u(0) - y = -V s has weight 1 on every eigenvector of H(0), so the
+    # top coordinate starts at p_0 = -s_n, never hidden by a small projection
+    y = u0 + V @ rng.choice([-1.0, 1.0], size=n)
     J0 = net.jacobian_W(X, W0, a)  # (n, m d)
-    r0 = net.predict(X, W0, a) - y  # (n,)
+    r0 = u0 - y  # (n,)
     w0 = W0.ravel()
     f_net, g_net = net.objective(X, y, a)
     f_lin, g_lin = linearised_objective(J0, r0, w0)
 
     rows = {k: [] for k in ("early_mult", "first_curv", "early_regime", "relu_fate", "lin_fate")}
-    rows["edge"], rows["lin_final"] = [], []
+    rows["edge"], rows["lin_final"], rows["relu_final"] = [], [], []
     curves = []
     for c in cfg["grid"]:
         eta = c / lam_max
@@ -181,19 +188,23 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
             head = optim.minimize(
                 f_net, g_net, w0, optimizer=optim.GD(), lr=eta, steps=early, keep_path=True
             )
-            relu = optim.minimize(f_net, g_net, w0, optimizer=optim.GD(), lr=eta, steps=steps)
+        relu = net.train(
+            X, y, W0, a, eta=eta, steps=steps, record_every=steps, on_divergence="flag"
+        )
         p = np.array([v @ (net.predict(X, w.reshape(W0.shape), a) - y) for w in head.path])
         rows["early_mult"].append(float(np.median(p[1:] / p[:-1])))
         rows["first_curv"].append((1.0 - p[1] / p[0]) / c)  # lambda_eff / lambda_max(H(0))
         rows["early_regime"].append(classify(p))
-        converged = (not relu.diverged) and relu.f[-1] < relu.f[0]
+        final = relu.loss[-1] / relu.loss[0] if not relu.diverged else np.inf
+        converged = final < 1.0
         rows["relu_fate"].append(converged)
+        rows["relu_final"].append(final)
         rows["lin_fate"].append((not lin.diverged) and lin.f[-1] < lin.f[0])
         edge = np.nan
         if converged:
-            edge = eta * float(np.linalg.eigvalsh(kernels.gram_h(X, relu.x.reshape(W0.shape)))[-1])
+            edge = eta * float(np.linalg.eigvalsh(kernels.gram_h(X, relu.W))[-1])
         rows["edge"].append(edge)
-        curves.append(relu.f / relu.f[0])
+        curves.append(relu.loss / relu.loss[0])
         rows["lin_final"].append(lin.f[-1] / lin.f[0] if not lin.diverged else np.inf)
 
     grid = np.asarray(cfg["grid"])
@@ -205,6 +216,12 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
     edge = np.array(rows["edge"])
     super_conv = (grid > 2.0) & relu_fate
     early_mult = np.array(rows["early_mult"])
+    first_curv = np.asarray(rows["first_curv"])
+    with np.errstate(divide="ignore"):
+        lin_log = np.log10(np.asarray(rows["lin_final"]))  # (grid,), +inf where diverged
+        relu_log = np.log10(np.asarray(rows["relu_final"]))
+    # signed log10 distance from "L(K) = L(0)" on the predicted side: down below 2, up above
+    lin_margin = np.where(pred_fate, -lin_log, lin_log)[keep]
     return {
         "net_lam_max_h0": lam_max,
         "net_grid": grid,
@@ -216,13 +233,17 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
         "net_loss_curves": curves,
         "net_lin_final_ratio": np.asarray(rows["lin_final"]),
         "net_early_agreement": float(np.mean(early_regime[keep] == pred_regime[keep])),
-        "net_first_step_curvature": np.asarray(rows["first_curv"]),
-        "net_first_step_curvature_err": float(np.max(np.abs(np.asarray(rows["first_curv"]) - 1.0))),
+        "net_first_step_curvature": first_curv,
+        "net_first_step_curvature_err": float(np.max(np.abs(first_curv - 1.0))),
         "lin_fate_agreement": float(np.mean(lin_fate[keep] == pred_fate[keep])),
+        "lin_fate_log10_margin": float(np.min(lin_margin)),
         "relu_fate_agreement": float(np.mean(relu_fate[keep] == pred_fate[keep])),
         "relu_subcritical_converged_fraction": float(np.mean(relu_fate[grid < 2.0])),
         "relu_supercritical_converged_fraction": float(np.mean(relu_fate[grid > 2.0])),
+        "relu_subcritical_log10_loss_ratio_max": float(np.max(relu_log[grid < 2.0])),
+        "relu_supercritical_log10_loss_ratio_min": float(np.min(relu_log[grid > 2.0])),
         "catapult_edge_max": float(np.max(edge[super_conv])) if super_conv.any() else 0.0,
+        "catapult_edge_median": float(np.median(edge[super_conv])) if super_conv.any() else 0.0,
         "catapult_count": int(np.sum(super_conv)),
     }
 
