@@ -215,6 +215,13 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     U_big = gd_predictions(X, y, W0, a, eta=large_q * delta, steps=steps_fine // large_q, every=1)
     idx = np.arange(U_big.shape[0]) * large_q // every  # grid index of step k
     dev_big = np.linalg.norm(U_big - U_flow[idx], axis=1) / r0
+    # the same deviation in the kernel regime with H(0) frozen: mode i of the residual is
+    # multiplied by (1 - eta lambda_i)^k under GD and by exp(-eta lambda_i k) along the flow
+    lam_h0, V_h0 = np.linalg.eigh(H0)
+    c_big = large_q * delta * lam_h0  # (n,) eta lambda_i
+    k_big = np.arange(U_big.shape[0])[:, None]  # (K + 1, 1)
+    modes = (1.0 - c_big) ** k_big - np.exp(-c_big * k_big)  # (K + 1, n)
+    dev_big_pred = np.linalg.norm(modes * (V_h0.T @ (U_flow[0] - y)), axis=1) / r0
     progress(len(small_q) + 2, len(small_q) + 2, "large step")
 
     # %% Measure: deviation against eta, the bound along the flow, the late-phase exponent
@@ -248,6 +255,8 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "dev_smallest_eta": float(devs[0]),
         "dev_eta_exponent": fit.power_law(etas, np.asarray(devs))[0],
         "dev_large_eta": float(dev_big.max()),
+        "dev_large_eta_pred": float(dev_big_pred.max()),
+        "dev_large_eta_over_pred": float(dev_big.max() / dev_big_pred.max()),
         "eta_lambda_max_large": large_q * delta * float(ev0[-1]),
         "lambda_min_H0_check": lam_min_along,
         # series

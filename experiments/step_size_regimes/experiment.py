@@ -134,6 +134,30 @@ def quadratic_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dic
 
 
 # --------------------------------------------------------------------------- the net
+TOL = 1e-20  # sub-critical ReLU runs stop at L(k) <= TOL L(0), eleven decades above the floor
+
+
+def linear_loss_ratio(lam: np.ndarray, eta: float, steps: int) -> np.ndarray:
+    """``L(k) / L(0)`` of the residual iteration ``(I - eta H)^k r(0)`` for ``k = 0..steps``
+    when ``r(0)`` has equal weight on every eigenvector of ``H`` (eigenvalues ``lam (n,)``):
+    ``mean_i (1 - eta lambda_i)^(2k)``, ``(steps + 1,)``."""
+    k = np.arange(steps + 1)[:, None]  # (steps + 1, 1)
+    with np.errstate(under="ignore"):
+        return np.mean((1.0 - eta * lam[None, :]) ** (2 * k), axis=1)
+
+
+def crossing(ratio: np.ndarray, tol: float) -> float:
+    """First crossing of ``ratio_k / ratio_0 = tol``, interpolated in ``log`` between the step
+    before and the first step at or below (``inf`` if never reached); ``ratio (k,)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(ratio / ratio[0])
+    hit = np.flatnonzero(logs <= np.log(tol))
+    if not hit.size:
+        return np.inf
+    k = int(hit[0])
+    return float(k - (np.log(tol) - logs[k]) / (logs[k - 1] - logs[k]))
+
+
 
 
 def linearised_objective(J0, r0, w0):
@@ -172,7 +196,7 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
     f_lin, g_lin = linearised_objective(J0, r0, w0)
 
     rows = {k: [] for k in ("early_mult", "first_curv", "early_regime", "relu_fate", "lin_fate")}
-    rows["edge"], rows["lin_final"], rows["relu_final"] = [], [], []
+    rows["edge"], rows["lin_final"], rows["relu_final"], rows["steps_ratio"] = [], [], [], []
     curves = []
     for c in cfg["grid"]:
         eta = c / lam_max
@@ -188,9 +212,17 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
             head = optim.minimize(
                 f_net, g_net, w0, optimizer=optim.GD(), lr=eta, steps=early, keep_path=True
             )
-        relu = net.train(
-            X, y, W0, a, eta=eta, steps=steps, record_every=steps, on_divergence="flag"
-        )
+        if c < 2.0:  # sub-critical: run to TOL, and count the steps against the prediction
+            k_pred = crossing(linear_loss_ratio(lam, eta, 8 * steps), TOL)
+            cap = int(4 * k_pred) + 50
+            relu = net.train(
+                X, y, W0, a, eta=eta, steps=cap, tol=TOL, record_every=cap, on_divergence="flag"
+            )
+            rows["steps_ratio"].append(crossing(relu.loss, TOL) / k_pred)
+        else:
+            relu = net.train(
+                X, y, W0, a, eta=eta, steps=steps, record_every=steps, on_divergence="flag"
+            )
         p = np.array([v @ (net.predict(X, w.reshape(W0.shape), a) - y) for w in head.path])
         rows["early_mult"].append(float(np.median(p[1:] / p[:-1])))
         rows["first_curv"].append((1.0 - p[1] / p[0]) / c)  # lambda_eff / lambda_max(H(0))
@@ -240,10 +272,12 @@ def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
         "relu_fate_agreement": float(np.mean(relu_fate[keep] == pred_fate[keep])),
         "relu_subcritical_converged_fraction": float(np.mean(relu_fate[grid < 2.0])),
         "relu_supercritical_converged_fraction": float(np.mean(relu_fate[grid > 2.0])),
-        "relu_subcritical_log10_loss_ratio_max": float(np.max(relu_log[grid < 2.0])),
+        "relu_subcritical_steps_ratio": np.asarray(rows["steps_ratio"]),
+        "relu_subcritical_steps_ratio_max": float(np.max(rows["steps_ratio"])),
         "relu_supercritical_log10_loss_ratio_min": float(np.min(relu_log[grid > 2.0])),
-        "catapult_edge_max": float(np.max(edge[super_conv])) if super_conv.any() else 0.0,
-        "catapult_edge_median": float(np.median(edge[super_conv])) if super_conv.any() else 0.0,
+        # NaN when no super-critical run converged: the check then fails, as it should
+        "catapult_edge_max": float(np.max(edge[super_conv])) if super_conv.any() else np.nan,
+        "catapult_edge_median": float(np.median(edge[super_conv])) if super_conv.any() else np.nan,
         "catapult_count": int(np.sum(super_conv)),
     }
 
