@@ -29,9 +29,11 @@ from scipy.special import erf
 from shared import data, fit, net
 from shared.plotting import subplots, width_colors
 
-CONFIG = {
-    "quick": {"n": 10, "d": 40, "m": 400},
-    "full": {"n": 20, "d": 40, "m": 2000},
+CONFIG = {  # fit_lo: bottom of the late-phase window of ||u(t) - y||^2 / ||u(0) - y||^2
+    "quick": {"n": 10, "d": 40, "m": 400, "fit_lo": 1e-14},
+    # the flow of 80 000 unknowns is solved less accurately relative to its residual: the
+    # window stops where the rtol-1e-11 solve is still within a few per cent of the residual
+    "full": {"n": 20, "d": 40, "m": 2000, "fit_lo": 1e-12},
 }
 _C_ERF = 2.0 / np.sqrt(np.pi)  # erf'(z) = _C_ERF * exp(-z^2)
 
@@ -157,7 +159,7 @@ def spectral_slope(H: np.ndarray, R: np.ndarray, window: np.ndarray, *, dt: floa
 
 
 # --------------------------------------------------------------------------- experiment
-FIT_HI, FIT_LO = 1e-6, 1e-14  # late-phase window of ||u(t) - y||^2 / ||u(0) - y||^2
+FIT_HI = 1e-6  # top of the late-phase window of ||u(t) - y||^2 / ||u(0) - y||^2
 KERNEL_DRAWS = 16  # independent inits for the Monte Carlo check of the closed-form H_inf
 
 
@@ -229,9 +231,9 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     lam_min_end = float(np.linalg.eigvalsh(gram(X, W_end))[0])
     lam_min_along = float(np.linalg.eigvalsh(gram(X, W0))[0])
     dt = every * delta
-    # late phase: d/dt log ||u(t) - y||^2 fitted where 1e-14 <= ratio <= 1e-6
-    window = (loss_ratio >= FIT_LO) & (loss_ratio <= FIT_HI)
-    slope = fit.log_rate(loss_ratio, hi=FIT_HI, lo=FIT_LO) / dt
+    # late phase: d/dt log ||u(t) - y||^2 fitted where fit_lo <= ratio <= 1e-6
+    window = (loss_ratio >= cfg["fit_lo"]) & (loss_ratio <= FIT_HI)
+    slope = fit.log_rate(loss_ratio, hi=FIT_HI, lo=cfg["fit_lo"]) / dt
     spectral = spectral_slope(gram(X, W_end), U_flow - y, window, dt=dt)
     # the two solves differ by far less than the residual inside the fit window
     tol_gap = np.linalg.norm(U_flow - U_loose, axis=1) / np.linalg.norm(U_flow - y, axis=1)
