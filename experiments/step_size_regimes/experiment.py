@@ -30,7 +30,7 @@ CONFIG = {
         "quad": {"d": 50, "kappa": 20.0, "grid": np.linspace(0.05, 3.0, 60), "steps": 200},
         "net": {
             "n": 20,
-            "d": 10,
+            "d": 20,
             "m": 2000,
             "grid": [0.25, 0.5, 0.75, 0.85, 1.15, 1.3, 1.5, 1.7, 1.8, 2.2, 2.5, 3.0, 3.5, 4.5],
             "steps": 300,
@@ -119,17 +119,43 @@ def quadratic_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dic
         for want, label in ((0.6, "monotone"), (1.6, "oscillatory"), (2.1, "divergent")):
             if label not in examples and c >= want:
                 examples[label] = (float(c), top[:40])
+    grid = np.asarray(cfg["grid"])
+    keep = np.array([away_from_boundaries(c, margin) for c in grid])
+    err = np.abs(np.asarray(multipliers) - (1.0 - grid))[keep]
     return {
-        "quad_grid": np.asarray(cfg["grid"]),
+        "quad_grid": grid,
         "quad_regimes": measured,
         "quad_multiplier": np.asarray(multipliers),
         "quad_examples": examples,
         "quad_agreement": float(np.mean(agree)),
         "quad_n_checked": len(agree),
+        "quad_multiplier_log10_err_max": float(np.log10(err.max())),
     }
 
 
 # --------------------------------------------------------------------------- the net
+TOL = 1e-20  # sub-critical ReLU runs stop at L(k) <= TOL L(0), eleven decades above the floor
+
+
+def linear_loss_ratio(lam: np.ndarray, eta: float, steps: int) -> np.ndarray:
+    """``L(k) / L(0)`` of the residual iteration ``(I - eta H)^k r(0)`` for ``k = 0..steps``
+    when ``r(0)`` has equal weight on every eigenvector of ``H`` (eigenvalues ``lam (n,)``):
+    ``mean_i (1 - eta lambda_i)^(2k)``, ``(steps + 1,)``."""
+    k = np.arange(steps + 1)[:, None]  # (steps + 1, 1)
+    with np.errstate(under="ignore"):
+        return np.mean((1.0 - eta * lam[None, :]) ** (2 * k), axis=1)
+
+
+def crossing(ratio: np.ndarray, tol: float) -> float:
+    """First crossing of ``ratio_k / ratio_0 = tol``, interpolated in ``log`` between the step
+    before and the first step at or below (``inf`` if never reached); ``ratio (k,)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(ratio / ratio[0])
+    hit = np.flatnonzero(logs <= np.log(tol))
+    if not hit.size:
+        return np.inf
+    k = int(hit[0])
+    return float(k - (np.log(tol) - logs[k]) / (logs[k - 1] - logs[k]))
 
 
 def linearised_objective(J0, r0, w0):
@@ -143,86 +169,136 @@ def linearised_objective(J0, r0, w0):
     return optim.cached(fun_and_grad)
 
 
-def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
-    """The ``eta`` grid (multiples of ``1/lambda_max(H(0))``) on the linearised and the ReLU net.
+DRAWS = 3  # independent data, init and labels behind the medians of the first-step claims
 
-    - linearised net: GD on ``1/2 ||u0 + J0 (w - w0) - y||^2``; its fate (converged:
-      ``L(K) < L(0)``) should follow ``eta < 2/lambda_max(H(0))`` exactly;
-    - ReLU net, first ``early`` steps: the multiplier of the residual along the top eigenvector
-      ``v`` of ``H(0)``, ``p_k = v . (u(k) - y)``, against ``1 - eta lambda_max(H(0))``;
-    - ReLU net, fate after ``steps`` steps and the final ``eta lambda_max(H(W_K))``.
+
+def draw_net(cfg: dict, rng: np.random.Generator) -> dict:
+    """One draw of the net over the ``eta`` grid: the linearised net and the ReLU net's first steps.
+
+    ``X (n, d)`` on the sphere, the init, and labels ``y = u(0) + V s`` (``V`` the eigenvectors of
+    ``H(0)``, random signs ``s``): the residual ``u(0) - y = -V s`` has weight 1 on every
+    eigenvector of ``H(0)``, so the top coordinate starts at ``|p_0| = 1``, never hidden by a
+    small projection.
+
+    - linearised net: GD on ``1/2 ||u0 + J0 (w - w0) - y||^2``, ``lin_steps`` steps;
+    - ReLU net, first ``early`` steps: the residual along the top eigenvector ``v`` of ``H(0)``,
+      ``p_k = v . (u(k) - y)``, against ``1 - eta lambda_max(H(0))``.
     """
-    n, d, m, steps, early = cfg["n"], cfg["d"], cfg["m"], cfg["steps"], cfg["early"]
+    n, d, m, early = cfg["n"], cfg["d"], cfg["m"], cfg["early"]
     X = data.unit_sphere(n, d, rng=rng)
-    y = data.gaussian_labels(n, rng=rng)
     W0, a = net.init_net(d, m, rng=rng)
     lam, V = np.linalg.eigh(kernels.gram_h(X, W0))  # (n,), (n, n)
     lam_max, v = float(lam[-1]), V[:, -1]
+    u0 = net.predict(X, W0, a)  # (n,)
+    y = u0 + V @ rng.choice([-1.0, 1.0], size=n)
     J0 = net.jacobian_W(X, W0, a)  # (n, m d)
-    r0 = net.predict(X, W0, a) - y  # (n,)
     w0 = W0.ravel()
     f_net, g_net = net.objective(X, y, a)
-    f_lin, g_lin = linearised_objective(J0, r0, w0)
-
-    rows = {k: [] for k in ("early_mult", "first_curv", "early_regime", "relu_fate", "lin_fate")}
-    rows["edge"], rows["lin_final"] = [], []
-    curves = []
+    f_lin, g_lin = linearised_objective(J0, u0 - y, w0)
+    rows = {k: [] for k in ("early_mult", "first_curv", "early_regime", "lin_fate", "lin_final")}
     for c in cfg["grid"]:
         eta = c / lam_max
         with np.errstate(over="ignore", invalid="ignore"):
             lin = optim.minimize(
-                f_lin,
-                g_lin,
-                w0,
-                optimizer=optim.GD(),
-                lr=eta,
-                steps=cfg["lin_steps"],
+                f_lin, g_lin, w0, optimizer=optim.GD(), lr=eta, steps=cfg["lin_steps"]
             )
             head = optim.minimize(
                 f_net, g_net, w0, optimizer=optim.GD(), lr=eta, steps=early, keep_path=True
             )
-            relu = optim.minimize(f_net, g_net, w0, optimizer=optim.GD(), lr=eta, steps=steps)
         p = np.array([v @ (net.predict(X, w.reshape(W0.shape), a) - y) for w in head.path])
         rows["early_mult"].append(float(np.median(p[1:] / p[:-1])))
         rows["first_curv"].append((1.0 - p[1] / p[0]) / c)  # lambda_eff / lambda_max(H(0))
         rows["early_regime"].append(classify(p))
-        converged = (not relu.diverged) and relu.f[-1] < relu.f[0]
-        rows["relu_fate"].append(converged)
         rows["lin_fate"].append((not lin.diverged) and lin.f[-1] < lin.f[0])
-        edge = np.nan
-        if converged:
-            edge = eta * float(np.linalg.eigvalsh(kernels.gram_h(X, relu.x.reshape(W0.shape)))[-1])
-        rows["edge"].append(edge)
-        curves.append(relu.f / relu.f[0])
         rows["lin_final"].append(lin.f[-1] / lin.f[0] if not lin.diverged else np.inf)
+    out = {k: np.asarray(val) for k, val in rows.items()}
+    out.update(X=X, W0=W0, a=a, y=y, lam=lam)
+    return out
 
+
+def net_regimes(cfg: dict, margin: float, rng: np.random.Generator) -> dict:
+    """The ``eta`` grid (multiples of ``1/lambda_max(H(0))``) on the linearised and the ReLU net.
+
+    Over ``DRAWS`` independent draws (:func:`draw_net`): the linearised net's fate, which should
+    follow ``eta < 2/lambda_max(H(0))`` exactly, and the ReLU net's first steps; the checked
+    numbers are medians over the draws. On the first draw, the ReLU net's long runs: below
+    ``2/lambda_max(H(0))`` to ``L(k) <= TOL L(0)``, its steps against the linearisation's;
+    above, ``steps`` steps, its fate and the final ``eta lambda_max(H(W_K))``.
+    """
+    steps = cfg["steps"]
     grid = np.asarray(cfg["grid"])
     keep = np.array([away_from_boundaries(c, margin) for c in grid])
-    pred_regime = np.array([predicted_regime(c) for c in grid])
     pred_fate = grid < 2.0
-    early_regime = np.array(rows["early_regime"])
-    relu_fate, lin_fate = np.array(rows["relu_fate"]), np.array(rows["lin_fate"])
+    draws = [draw_net(cfg, r) for r in rng.spawn(DRAWS)]
+    curv_err, lin_margin = [], []
+    for dr in draws:
+        curv_err.append(float(np.max(np.abs(dr["first_curv"] - 1.0))))
+        with np.errstate(divide="ignore"):
+            lin_log = np.log10(dr["lin_final"])  # (grid,), +inf where diverged
+        # signed log10 distance from "L(K) = L(0)" on the predicted side: down below 2, up above
+        lin_margin.append(float(np.min(np.where(pred_fate, -lin_log, lin_log)[keep])))
+    d0 = draws[0]
+    X, W0, a, y, lam = d0["X"], d0["W0"], d0["a"], d0["y"], d0["lam"]
+    lam_max = float(lam[-1])
+
+    rows = {k: [] for k in ("relu_fate", "relu_final", "edge", "steps_ratio")}
+    curves = []
+    for c in grid:
+        eta = c / lam_max
+        if c < 2.0:  # sub-critical: run to TOL, and count the steps against the prediction
+            k_pred = crossing(linear_loss_ratio(lam, eta, 8 * steps), TOL)
+            cap = int(4 * k_pred) + 50
+            relu = net.train(
+                X, y, W0, a, eta=eta, steps=cap, tol=TOL, record_every=cap, on_divergence="flag"
+            )
+            rows["steps_ratio"].append(crossing(relu.loss, TOL) / k_pred)
+        else:
+            relu = net.train(
+                X, y, W0, a, eta=eta, steps=steps, record_every=steps, on_divergence="flag"
+            )
+        final = relu.loss[-1] / relu.loss[0] if not relu.diverged else np.inf
+        converged = final < 1.0
+        rows["relu_fate"].append(converged)
+        rows["relu_final"].append(final)
+        edge = np.nan
+        if converged:
+            edge = eta * float(np.linalg.eigvalsh(kernels.gram_h(X, relu.W))[-1])
+        rows["edge"].append(edge)
+        curves.append(relu.loss / relu.loss[0])
+
+    pred_regime = np.array([predicted_regime(c) for c in grid])
+    early_regime = d0["early_regime"]
+    relu_fate, lin_fate = np.array(rows["relu_fate"]), d0["lin_fate"]
     edge = np.array(rows["edge"])
     super_conv = (grid > 2.0) & relu_fate
-    early_mult = np.array(rows["early_mult"])
+    with np.errstate(divide="ignore"):
+        relu_log = np.log10(np.asarray(rows["relu_final"]))
     return {
         "net_lam_max_h0": lam_max,
         "net_grid": grid,
-        "net_early_mult": early_mult,
+        "net_early_mult": d0["early_mult"],
         "net_early_regimes": list(early_regime),
         "net_relu_fate": relu_fate,
         "net_lin_fate": lin_fate,
         "net_edge": edge,
         "net_loss_curves": curves,
-        "net_lin_final_ratio": np.asarray(rows["lin_final"]),
+        "net_lin_final_ratio": d0["lin_final"],
         "net_early_agreement": float(np.mean(early_regime[keep] == pred_regime[keep])),
-        "net_first_step_curvature": np.asarray(rows["first_curv"]),
-        "net_first_step_curvature_err": float(np.max(np.abs(np.asarray(rows["first_curv"]) - 1.0))),
+        "net_first_step_curvature": d0["first_curv"],
+        "net_first_step_curvature_err_draws": np.asarray(curv_err),
+        "net_first_step_curvature_err": float(np.median(curv_err)),
         "lin_fate_agreement": float(np.mean(lin_fate[keep] == pred_fate[keep])),
+        "lin_fate_log10_margin_draws": np.asarray(lin_margin),
+        "lin_fate_log10_margin": float(np.median(lin_margin)),
         "relu_fate_agreement": float(np.mean(relu_fate[keep] == pred_fate[keep])),
         "relu_subcritical_converged_fraction": float(np.mean(relu_fate[grid < 2.0])),
         "relu_supercritical_converged_fraction": float(np.mean(relu_fate[grid > 2.0])),
-        "catapult_edge_max": float(np.max(edge[super_conv])) if super_conv.any() else 0.0,
+        "relu_subcritical_steps_ratio": np.asarray(rows["steps_ratio"]),
+        "relu_subcritical_steps_ratio_max": float(np.max(rows["steps_ratio"])),
+        "relu_supercritical_log10_loss_ratio_min": float(np.min(relu_log[grid > 2.0])),
+        # NaN when no super-critical run converged: the check then fails, as it should
+        "catapult_edge_max": float(np.max(edge[super_conv])) if super_conv.any() else np.nan,
+        "catapult_edge_median": float(np.median(edge[super_conv])) if super_conv.any() else np.nan,
         "catapult_count": int(np.sum(super_conv)),
     }
 
