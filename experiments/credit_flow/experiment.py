@@ -22,12 +22,14 @@ from shared.plotting import subplots
 
 SHAPES = [(5, 3, 4), (20, 10, 50), (50, 20, 200), (8, 100, 16)]  # (n, d, m); both modes
 CONFIG = {
-    "quick": {"shapes": SHAPES, "fd_shape": (6, 4, 8)},
+    "quick": {"shapes": SHAPES, "fd_shape": (6, 4, 8), "fd_reps": 8},
     "full": {
         "shapes": [*SHAPES, (200, 50, 2000), (1000, 100, 500), (100, 784, 1000)],
         "fd_shape": (20, 10, 40),
+        "fd_reps": 8,
     },
 }
+FLOOR = 1e-18  # stands for "bit-identical" on log scales
 SHOWN = (50, 20, 200)  # the shape whose gradients and graph the figure draws
 
 
@@ -209,17 +211,28 @@ def rel_diff(g, ref) -> float:
     return float(np.max(np.abs(g - ref)) / np.max(np.abs(ref)))
 
 
+def log10_floored(x: float) -> float:
+    """``log10(x)``, with a bit-identical result (``x = 0``) drawn at ``FLOOR = 1e-18``."""
+    return float(np.log10(max(x, FLOOR)))
+
+
 def finite_difference_check(X, y, W, a, *, h: float):
     """Central differences of ``L`` in every coordinate of ``W`` and ``a``.
 
     ``L`` is quadratic in ``W`` while no pattern ``1{w_r.x_i >= 0}`` changes (the net is
     linear in ``W`` there) and quadratic in ``a``, so central differences are exact up to
-    rounding wherever ``min |w_r.x_i| > h max |x_ij|`` (the kink margin, returned).
+    rounding wherever ``min |w_r.x_i| > h max |x_ij|``. The step used is therefore
+    ``min(h, min |w_r.x_i| / (2 max |x_ij|))``: no probe reaches a kink, whatever the draw.
+
+    Returns ``(dL/dW (m, d), dL/da (m,), kink margin min |w_r.x_i| / (h_used max |x_ij|) >= 2,
+    h_used)``.
     """
 
     def L_of(Wp, ap):
         return net.loss(net.predict(X, Wp, ap), y)
 
+    radius = float(np.min(np.abs(X @ W.T)) / np.max(np.abs(X)))  # kink-free step
+    h = min(h, radius / 2)
     gW, ga = np.zeros_like(W), np.zeros_like(a)
     for idx in np.ndindex(W.shape):
         E = np.zeros_like(W)
@@ -229,8 +242,7 @@ def finite_difference_check(X, y, W, a, *, h: float):
         e = np.zeros_like(a)
         e[r] = h
         ga[r] = (L_of(W, a + e) - L_of(W, a - e)) / (2 * h)
-    margin = float(np.min(np.abs(X @ W.T)) / (h * np.max(np.abs(X))))
-    return gW, ga, margin
+    return gW, ga, radius / h, h
 
 
 def smooth_check(rng, *, h: float = 1e-6) -> float:
@@ -295,30 +307,41 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
             node_shapes = [str(tuple(nd.data.shape)) for nd in order]
         progress(i + 1, len(shapes) + 1, f"shape {(n, d, m)}")
 
-    # %% Finite differences: the autodiff gradient against central differences of L
+    # %% Finite differences: the autodiff gradient against central differences of L, on
+    # fd_reps independent draws of (X, y, W, a); the worst draw is what is checked
     n, d, m = cfg["fd_shape"]
-    X = data.unit_sphere(n, d, rng=rng)
-    y = data.gaussian_labels(n, rng=rng)
-    W, a = net.init_net(d, m, rng=rng)
-    _, gW_ad, ga_ad, _ = autodiff_gradients(X, y, W, a)
-    gW_fd, ga_fd, margin = finite_difference_check(X, y, W, a, h=1e-6)
+    fd_err, margins, steps, smooth = [], [], [], []
+    for _ in range(cfg["fd_reps"]):
+        X = data.unit_sphere(n, d, rng=rng)
+        y = data.gaussian_labels(n, rng=rng)
+        W, a = net.init_net(d, m, rng=rng)
+        _, gW_ad, ga_ad, _ = autodiff_gradients(X, y, W, a)
+        gW_fd, ga_fd, margin, h = finite_difference_check(X, y, W, a, h=1e-6)
+        # one gradient check on theta = (W, a): (m d + m,) entries
+        fd_err.append(rel_diff(np.r_[gW_fd.ravel(), ga_fd], np.r_[gW_ad.ravel(), ga_ad]))
+        margins.append(margin)
+        steps.append(h)
+        smooth.append(smooth_check(rng))
     progress(len(shapes) + 1, len(shapes) + 1, "finite differences")
 
-    # %% Measure: the worst disagreement of each route, over every shape
+    # %% Measure: the worst disagreement of each route (log10), over every shape or draw
+    worst_chain = max(max(r["chain_W"], r["chain_a"]) for r in rows)
     return {
         "n_shapes": len(shapes),
-        "max_rel_diff_autodiff_W": max(r["autodiff_W"] for r in rows),
-        "max_rel_diff_autodiff_a": max(r["autodiff_a"] for r in rows),
-        "max_rel_diff_chain_rule": max(max(r["chain_W"], r["chain_a"]) for r in rows),
+        "log10_max_rel_diff_autodiff_W": log10_floored(max(r["autodiff_W"] for r in rows)),
+        "log10_max_rel_diff_autodiff_a": log10_floored(max(r["autodiff_a"] for r in rows)),
+        "log10_max_rel_diff_chain_rule": log10_floored(worst_chain),
         "max_rel_diff_loss": max(r["loss"] for r in rows),
-        "fd_rel_err_W": rel_diff(gW_fd, gW_ad),
-        "fd_rel_err_a": rel_diff(ga_fd, ga_ad),
-        "fd_kink_margin": margin,
-        "smooth_fd_rel_err": smooth_check(rng),
+        "log10_fd_rel_err": log10_floored(max(fd_err)),
+        "fd_kink_margin_min": min(margins),
+        "fd_h_min": min(steps),
+        "log10_smooth_fd_rel_err": log10_floored(max(smooth)),
         "shapes": [list(r["shape"]) for r in rows],
         "rel_diff_autodiff_W": [r["autodiff_W"] for r in rows],
         "rel_diff_autodiff_a": [r["autodiff_a"] for r in rows],
         "rel_diff_chain": [max(r["chain_W"], r["chain_a"]) for r in rows],
+        "fd_rel_err": fd_err,
+        "smooth_fd_rel_err": smooth,
         "node_names": node_names,
         "node_shapes": node_shapes,
         "node_grad_norms": node_norms,
@@ -358,7 +381,7 @@ def plot(result: dict):
     ax = axes[2]
     k = np.arange(len(result["shapes"]))
     wbar = 0.27
-    floor = 1e-18  # exact zeros drawn at the floor
+    floor = FLOOR  # exact zeros drawn at the floor
     for j, (key, lab) in enumerate(
         (
             ("rel_diff_autodiff_W", "autodiff vs net, W"),

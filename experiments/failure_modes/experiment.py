@@ -30,9 +30,32 @@ from scipy.special import expit
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
+# inits: inits (same data) whose top-mode factors are measured over the first steps; clip_inits:
+# how many of them also run the clipped constant step; chains: random chains per activation.
+# Checked factors and clipped locks are medians over those repetitions.
 CONFIG = {
-    "quick": {"n": 40, "d": 10, "m": 2000, "steps": 600, "N": 64, "depth": 30},
-    "full": {"n": 100, "d": 20, "m": 4000, "steps": 1500, "N": 256, "depth": 100},
+    "quick": {
+        "n": 40,
+        "d": 10,
+        "m": 2000,
+        "steps": 600,
+        "N": 64,
+        "depth": 30,
+        "inits": 8,
+        "clip_inits": 3,
+        "chains": 8,
+    },
+    "full": {
+        "n": 100,
+        "d": 20,
+        "m": 4000,
+        "steps": 1500,
+        "N": 256,
+        "depth": 100,
+        "inits": 3,
+        "clip_inits": 1,
+        "chains": 3,
+    },
 }
 P_DIVERGE = 2.5  # eta = P_DIVERGE * 2 / lambda_max(H(0)) in part (a)
 CLIP_FRACTION = 0.01  # clip threshold as a fraction of ||grad L(W0)||
@@ -52,47 +75,98 @@ def _top_mode_components(X, y, a, W0, v1, *, eta, steps):
 
 
 # --------------------------------------------------------------------------- (a) divergence
-def divergence(X, y, W0, a0, *, steps: int, n_lin: int) -> dict:
-    """GD at ``eta = P_DIVERGE * 2 / lambda_max(H(0))``: plain, clipped, clipped + cosine."""
+def _top_mode_factor(X, y, W0, a0, *, eta, steps):
+    """Top eigenvector ``v1`` of ``H(W0)`` and ``v1.(u(k) - y)`` for ``k = 0..steps`` at ``eta``
+    (in units of ``1 / lambda_max``)."""
+    lam, V = np.linalg.eigh(kernels.gram_h(X, W0))  # ascending, V (n, n)
+    c = _top_mode_components(X, y, a0, W0, V[:, -1], eta=eta / lam[-1], steps=steps)
+    return c, float(lam[-1])
+
+
+def _clipped(X, y, W0, a0, *, eta, clip, steps):
+    """Clipped GD at a constant ``eta``: the run, its effective step over the edge
+    ``2 / lambda_max(H(W_K))`` and its plateau over ``(eta c lambda_max / 2)^2 / (2 lambda_max)``,
+    each the median over the last tenth of the run."""
+    f, g = net.objective(X, y, a0)
+    res = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=eta, steps=steps, clip=clip)
+    lam_end = float(np.linalg.eigvalsh(kernels.gram_h(X, res.x.reshape(W0.shape)))[-1])
+    eff = eta * np.minimum(1.0, clip / res.grad_norm[:-1])  # (steps,) effective step
+    plateau_pred = (eta * clip * lam_end / 2.0) ** 2 / (2.0 * lam_end)
+    q = max(1, steps // 10)
+    return res, {
+        "eff_over_edge": float(np.median(eff[-q:]) * lam_end / 2.0),
+        "plateau_over_pred": float(np.median(res.f[-q:]) / plateau_pred),
+        "plateau_pred": plateau_pred,
+        "lam_end": lam_end,
+        "eff": eff,
+    }
+
+
+def divergence(X, y, inits, *, steps: int, n_lin: int, clip_inits: int) -> dict:
+    """GD at ``eta = P_DIVERGE * 2 / lambda_max(H(0))``: plain, clipped, clipped + cosine.
+
+    ``inits`` is a list of ``(W0, a0)`` on the same data. The first is the one drawn in the
+    figure; the plain and the decayed runs start from it. The top-mode growth over the first
+    ``n_lin`` steps is measured from every init and the clipped run from the first
+    ``clip_inits``: their medians are the checked numbers.
+    """
+    W0, a0 = inits[0]
     lam, V = np.linalg.eigh(kernels.gram_h(X, W0))  # ascending, V (n, n)
     lam_max, v1 = float(lam[-1]), V[:, -1]
     eta = P_DIVERGE * 2.0 / lam_max
     f, g = net.objective(X, y, a0)
     w0 = W0.ravel()
-    clip = CLIP_FRACTION * float(np.linalg.norm(g(w0)))
 
     plain = optim.minimize(f, g, w0, optimizer=optim.GD(), lr=eta, steps=steps)
     c = _top_mode_components(X, y, a0, W0, v1, eta=eta, steps=n_lin)  # (n_lin + 1,)
-    growth = float(np.exp(np.mean(np.log(np.abs(c[1:] / c[:-1])))))
-
-    clipped = optim.minimize(f, g, w0, optimizer=optim.GD(), lr=eta, steps=steps, clip=clip)
-    lam_end = float(np.linalg.eigvalsh(kernels.gram_h(X, clipped.x.reshape(W0.shape)))[-1])
-    eff = eta * np.minimum(1.0, clip / clipped.grad_norm[:-1])  # (steps,) effective step
-    plateau_pred = (eta * clip * lam_end / 2.0) ** 2 / (2.0 * lam_end)
-    q = max(1, steps // 10)
-
-    decayed = optim.minimize(
-        f, g, w0, optimizer=optim.GD(), lr=optim.cosine(eta, total=steps), steps=steps, clip=clip
-    )
+    growths = []
+    for j, (Wj, aj) in enumerate(inits):
+        cj = c if j == 0 else _top_mode_factor(X, y, Wj, aj, eta=2 * P_DIVERGE, steps=n_lin)[0]
+        growths.append(float(np.exp(np.mean(np.log(np.abs(cj[1:] / cj[:-1]))))))
+    pred = abs(1.0 - 2 * P_DIVERGE)  # |1 - eta lambda_max|
+    locks, gains = [], []
+    for j, (Wj, aj) in enumerate(inits[:clip_inits]):
+        eta_j = P_DIVERGE * 2.0 / np.linalg.eigvalsh(kernels.gram_h(X, Wj))[-1]
+        clip_j = CLIP_FRACTION * float(np.linalg.norm(net.gradients(X, y, Wj, aj)[1]))
+        run_j, lock = _clipped(X, y, Wj, aj, eta=eta_j, clip=clip_j, steps=steps)
+        fj, gj = net.objective(X, y, aj)
+        decayed_j = optim.minimize(
+            fj,
+            gj,
+            Wj.ravel(),
+            optimizer=optim.GD(),
+            lr=optim.cosine(eta_j, total=steps),
+            steps=steps,
+            clip=clip_j,
+        )
+        if j == 0:
+            clipped, lock0, decayed = run_j, lock, decayed_j
+        locks.append(lock)
+        gains.append(float(np.log10(decayed_j.f[-1] / run_j.f[-1])))
     L0 = plain.f[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        rise = float(np.log10(np.max(plain.f[1:11] / L0)))  # the first ten steps
     return {
         "a_eta_times_lam_max": eta * lam_max,
-        "a_growth_measured": growth,
-        "a_growth_pred": abs(1.0 - eta * lam_max),
-        "a_growth_ratio": growth / abs(1.0 - eta * lam_max),
+        "a_growth_measured": growths[0],
+        "a_growth_pred": pred,
+        "a_growth_ratio": float(np.median(growths)) / pred,
         "a_plain_diverged": bool(plain.diverged),
         "a_plain_steps_to_overflow": len(plain.f) - 1,
+        "a_plain_log10_rise_10": rise,
         "a_clipped_max_ratio": float(np.max(clipped.f[1:]) / L0),
+        "a_clipped_log10_max": float(np.log10(np.max(clipped.f[1:]) / L0)),
         "a_clipped_final_ratio": float(clipped.f[-1] / L0),
-        "a_clipped_plateau_over_pred": float(np.median(clipped.f[-q:]) / plateau_pred),
-        "a_plateau_pred_ratio": plateau_pred / L0,
-        "a_clipped_eff_step_over_edge": float(np.median(eff[-q:]) * lam_end / 2.0),
-        "a_clipped_sharpness_change": lam_end / lam_max,
+        "a_clipped_plateau_over_pred": float(np.median([q["plateau_over_pred"] for q in locks])),
+        "a_plateau_pred_ratio": lock0["plateau_pred"] / L0,
+        "a_clipped_eff_step_over_edge": float(np.median([q["eff_over_edge"] for q in locks])),
+        "a_clipped_sharpness_change": lock0["lam_end"] / lam_max,
         "a_decayed_final_ratio": float(decayed.f[-1] / L0),
+        "a_log10_decayed_over_clipped": float(np.median(gains)),
         "a_loss_plain": plain.f / L0,
         "a_loss_clipped": clipped.f / L0,
         "a_loss_decayed": decayed.f / L0,
-        "a_eff_step_clipped": eff * lam_max / 2.0,
+        "a_eff_step_clipped": lock0["eff"] * lam_max / 2.0,
         "a_top_mode": c,
     }
 
@@ -153,32 +227,47 @@ def vanishing(rng, *, N: int, depth: int, phi: str, sigma_w: float) -> dict:
     }
 
 
+def vanishing_chains(rng, *, chains: int, **kw) -> dict:
+    """:func:`vanishing` on ``chains`` independent chains: the first one's curves and numbers,
+    with the median of the measured-over-predicted factor over all of them."""
+    runs = [vanishing(rng, **kw) for _ in range(chains)]
+    return runs[0] | {"factor_ratio": float(np.median([r["factor_ratio"] for r in runs]))}
+
+
 # --------------------------------------------------------------------------- (c) oscillation
-def oscillation(X, y, W0, a0, *, steps: int, n_window: int) -> dict:
-    """GD at ``eta lambda_max(H(0)) = P_OSC`` and ``P_MONO``: sign flips of the top mode."""
-    lam, V = np.linalg.eigh(kernels.gram_h(X, W0))
-    lam_max, v1 = float(lam[-1]), V[:, -1]
+def oscillation(X, y, inits, *, steps: int, n_window: int) -> dict:
+    """GD at ``eta lambda_max(H(0)) = P_OSC`` and ``P_MONO``: sign flips of the top mode.
+
+    The full runs start from the first of ``inits``; the top-mode factor over the first three
+    steps is measured from every init, and its median is the checked number.
+    """
+    W0, a0 = inits[0]
+    lam_max = float(np.linalg.eigvalsh(kernels.gram_h(X, W0))[-1])
     f, g = net.objective(X, y, a0)
 
     def at(p: float) -> dict:
-        eta = p / lam_max
-        res = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=eta, steps=steps)
-        c = _top_mode_components(X, y, a0, W0, v1, eta=eta, steps=n_window)  # (n_window + 1,)
-        flips = np.sign(c[1:]) != np.sign(c[:-1])
-        factor = float(np.median((c[1:] / c[:-1])[:3]))
+        res = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=p / lam_max, steps=steps)
+        factors, flips, tops = [], [], []
+        for Wj, aj in inits:
+            cj = _top_mode_factor(X, y, Wj, aj, eta=p, steps=n_window)[0]  # (n_window + 1,)
+            factors.append(float(np.median((cj[1:] / cj[:-1])[:3])))
+            flips.append(float(np.mean(np.sign(cj[1:]) != np.sign(cj[:-1]))))
+            tops.append(cj)
         return {
-            "flip_fraction": float(np.mean(flips)),
-            "factor_measured": factor,
+            "flip_fraction": flips[0],
+            "flip_fraction_median": float(np.median(flips)),
+            "factor_measured": factors[0],
             "factor_pred": 1.0 - p,
-            "factor_ratio": factor / (1.0 - p),
+            "factor_ratio": float(np.median(factors)) / (1.0 - p),
             "final_ratio": float(res.f[-1] / res.f[0]),
-            "top_mode": c,
+            "top_mode": tops[0],
             "loss": res.f / res.f[0],
         }
 
     osc, mono = at(P_OSC), at(P_MONO)
     return {
         "c_osc_flip_fraction": osc["flip_fraction"],
+        "c_osc_flip_fraction_median": osc["flip_fraction_median"],
         "c_osc_factor_measured": osc["factor_measured"],
         "c_osc_factor_pred": osc["factor_pred"],
         "c_osc_factor_ratio": osc["factor_ratio"],
@@ -186,10 +275,14 @@ def oscillation(X, y, W0, a0, *, steps: int, n_window: int) -> dict:
         "c_osc_top_mode": osc["top_mode"],
         "c_osc_loss": osc["loss"],
         "c_mono_flip_fraction": mono["flip_fraction"],
+        "c_mono_flip_fraction_median": mono["flip_fraction_median"],
         "c_mono_factor_measured": mono["factor_measured"],
         "c_mono_factor_pred": mono["factor_pred"],
         "c_mono_factor_ratio": mono["factor_ratio"],
         "c_mono_final_ratio": mono["final_ratio"],
+        "c_osc_over_mono_decades": float(
+            np.log10(osc["final_ratio"]) / np.log10(mono["final_ratio"])
+        ),
         "c_mono_top_mode": mono["top_mode"],
         "c_mono_loss": mono["loss"],
     }
@@ -207,19 +300,21 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     X = data.unit_sphere(n, d, rng=rng)  # (n, d)
     y = data.gaussian_labels(n, rng=rng)  # (n,)
     W0, a0 = net.init_net(d, m, rng=rng)  # (m, d), (m,)
-    rng_b = rng.spawn(1)[0]
+    rng_b, rng_i = rng.spawn(2)
+    inits = [(W0, a0)] + [net.init_net(d, m, rng=rng_i) for _ in range(cfg["inits"] - 1)]
 
     # %% (a) Divergence above 2 / lambda_max, and what clipping does to it
-    diverged = divergence(X, y, W0, a0, steps=steps, n_lin=2)
+    diverged = divergence(X, y, inits, steps=steps, n_lin=2, clip_inits=cfg["clip_inits"])
     progress(1, 3, "divergence and clipping")
 
     # %% (b) Vanishing gradients in deep sigmoid and small-weight tanh chains
-    sig = vanishing(rng_b, N=N, depth=depth, phi="sigmoid", sigma_w=1.0)
-    tanh = vanishing(rng_b, N=N, depth=depth, phi="tanh", sigma_w=0.5)
+    chain = {"N": N, "depth": depth, "chains": cfg["chains"]}
+    sig = vanishing_chains(rng_b, phi="sigmoid", sigma_w=1.0, **chain)
+    tanh = vanishing_chains(rng_b, phi="tanh", sigma_w=0.5, **chain)
     progress(2, 3, "vanishing gradients")
 
     # %% (c) Oscillation of the top mode for 1 < eta lambda_max < 2
-    oscillated = oscillation(X, y, W0, a0, steps=steps // 2, n_window=8)
+    oscillated = oscillation(X, y, inits, steps=steps // 2, n_window=8)
     progress(3, 3, "oscillation")
 
     return {

@@ -27,9 +27,28 @@ import numpy as np
 from shared import data, fit, kernels, net, optim
 from shared.plotting import subplots
 
-CONFIG = {  # K_s, K_u: steps at the stable and at the unstable peak
-    "quick": {"n": 40, "d": 10, "m": 200, "K_s": 250, "K_u": 600},
-    "full": {"n": 100, "d": 20, "m": 1000, "K_s": 600, "K_u": 1500},
+# K_s, K_u: steps at the stable and at the unstable peak; stable_inits: inits (same data) for
+# the stable-peak schedules and Adam; warmup_inits: problems (fresh data and init each) for the
+# slow warm-up into the unstable peak; the checked numbers are medians over those repetitions
+CONFIG = {
+    "quick": {
+        "n": 40,
+        "d": 10,
+        "m": 200,
+        "K_s": 250,
+        "K_u": 600,
+        "stable_inits": 3,
+        "warmup_inits": 16,
+    },
+    "full": {
+        "n": 100,
+        "d": 20,
+        "m": 1000,
+        "K_s": 600,
+        "K_u": 1500,
+        "stable_inits": 1,
+        "warmup_inits": 4,
+    },
 }
 TOL = 1e-4  # steps-to-tolerance threshold on L(k) / L(0)
 UNSTABLE_FACTOR = 1.5  # eta_u = UNSTABLE_FACTOR * 2 / lambda_max(H(0))
@@ -102,14 +121,35 @@ def _sharpness(X, w, shape) -> float:
     return float(np.linalg.eigvalsh(kernels.gram_h(X, w.reshape(shape)))[-1])
 
 
-def _run_all(X, y, W0, a0, schedules: dict, K: int, progress, done: int, total: int):
-    """GD from ``W0`` with each schedule for ``K`` steps; ``{name: OptimizeResult}``."""
+def _run_all(X, y, W0, a0, schedules: dict, K: int, progress, done: int, total: int, keep=()):
+    """GD from ``W0`` with each schedule for ``K`` steps; ``{name: OptimizeResult}``, with the
+    iterates of the schedules named in ``keep``."""
     out = {}
     for i, (name, sched) in enumerate(schedules.items()):
         f, g, _ = _objective(X, y, a0)
-        out[name] = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=sched, steps=K)
+        out[name] = optim.minimize(
+            f, g, W0.ravel(), optimizer=optim.GD(), lr=sched, steps=K, keep_path=name in keep
+        )
         progress(done + i + 1, total, name)
     return out
+
+
+def _predicted_end_rate(X, y, a, res, shape, frac: float = 0.2) -> float:
+    """The end rate of a run as the kernel predicts it, mode by mode.
+
+    At ``k0`` (the start of the last ``frac`` of the run) the residual ``r = u(W_k0) - y`` is
+    split on the eigenvectors of ``H(W_k0)``; with ``H`` frozen, mode ``i`` then contracts by
+    ``(1 - eta_k lambda_i)`` per step, so ``L(k) = 1/2 sum_i (v_i.r)^2 prod_{j=k0}^{k-1}
+    (1 - eta_j lambda_i)^2``; its slope is fitted as :func:`_end_rate` fits the measured loss.
+    """
+    K = len(res.lr)
+    k0 = int((K + 1) * (1.0 - frac))
+    W = res.path[k0].reshape(shape)
+    lam, V = np.linalg.eigh(kernels.gram_h(X, W))  # (n,), (n, n)
+    c2 = (V.T @ (net.predict(X, W, a) - y)) ** 2  # (n,) squared mode amplitudes
+    factors = (1.0 - np.outer(res.lr[k0:], lam)) ** 2  # (K - k0, n)
+    L = 0.5 * np.concatenate([[c2.sum()], np.cumprod(factors, axis=0) @ c2])  # (K - k0 + 1,)
+    return fit.log_rate(L / L[0], hi=1.0)
 
 
 def _key(name: str) -> str:
@@ -117,7 +157,7 @@ def _key(name: str) -> str:
     return name.replace("+", "_").replace("-", "_").replace("1/k", "inverse_time")
 
 
-def _stable_quantities(X, W0, stable: dict, eta_s: float, K: int) -> dict:
+def _stable_quantities(X, y, W0, a0, stable: dict, eta_s: float, K: int) -> dict:
     """Steps to tolerance, final ratios and end rates at the stable peak, and their ratios."""
     out = {}
     ratios = {k: r.f / r.f[0] for k, r in stable.items()}
@@ -131,26 +171,38 @@ def _stable_quantities(X, W0, stable: dict, eta_s: float, K: int) -> dict:
     W_end = stable["constant"].x.reshape(W0.shape)
     lam0_end = float(np.linalg.eigvalsh(kernels.gram_h(X, W_end))[0])
     rate_pred = 2.0 * np.log(1.0 - eta_s * lam0_end)
-    # the decaying schedules' end rates against the mean step over the last 20% of the run
+    # the decaying schedules' end rates against the mean step over the last 20% of the run,
+    # and against the kernel's mode-by-mode prediction
     lr_exponential = stable["exponential"].lr[int(K * 0.8) :].mean() / eta_s
     lr_inverse_time = stable["1/k"].lr[int(K * 0.8) :].mean() / eta_s
+    pred = {k: _predicted_end_rate(X, y, a0, stable[k], W0.shape) for k in ("exponential", "1/k")}
     ratio_exponential = rates["exponential"] / rates["constant"]
     ratio_inverse_time = rates["1/k"] / rates["constant"]
     others = [v for k, v in steps_to.items() if k != "constant"]
     decayed = ("step", "exponential", "1/k", "cosine", "warmup+cosine", "one-cycle")
     best = min(ratios[k][-1] for k in decayed)
+    # decades gained by each decayed schedule over the decades the constant gains
+    decades = {k: np.log10(ratios[k][-1]) / np.log10(ratios["constant"][-1]) for k in decayed}
     return out | {
         "lam0_end": lam0_end,
         "stable_rate_pred_constant": rate_pred,
         "stable_rate_ratio_constant": rates["constant"] / rate_pred,
         "end_rate_pred_exponential": lr_exponential,
         "end_rate_ratio_exponential": ratio_exponential,
+        "log10_end_rate_ratio_exponential": float(np.log10(ratio_exponential)),
         "end_rate_over_lr_exponential": ratio_exponential / lr_exponential,
+        "end_rate_over_kernel_exponential": rates["exponential"] / pred["exponential"],
         "end_rate_pred_inverse_time": lr_inverse_time,
         "end_rate_ratio_inverse_time": ratio_inverse_time,
         "end_rate_over_lr_inverse_time": ratio_inverse_time / lr_inverse_time,
+        "log10_end_rate_ratio_inverse_time": float(np.log10(ratio_inverse_time)),
+        "end_rate_over_kernel_inverse_time": rates["1/k"] / pred["1/k"],
         "min_steps_other_over_constant": min(others) / steps_to["constant"],
         "log10_min_decayed_over_constant": float(np.log10(best / ratios["constant"][-1])),
+        "decayed_decades_ratio_max": float(max(decades.values())),
+        "warmup_constant_decades_ratio": float(
+            np.log10(ratios["warmup+constant"][-1]) / np.log10(ratios["constant"][-1])
+        ),
     }
 
 
@@ -199,6 +251,60 @@ def _unstable_quantities(X, W0, unstable: dict, eta_u: float) -> dict:
     }
 
 
+def _unstable_growth(X, y, W0, a0, eta: float, steps: int = 3) -> dict:
+    """Growth of the residual's unstable part over the first ``steps`` constant steps at ``eta``,
+    measured over linearised.
+
+    The modes of ``H(0)`` with ``|1 - eta lambda_i| > 1`` (``lambda_i > 2 / eta``) grow; with
+    ``H`` frozen their part of the residual after ``steps`` steps is ``P (I - eta H)^k r(0)``
+    (``P`` the projection on them). Returns the growth ``||P r(k)|| / ||P r(0)||`` (log10) and
+    its ratio to the linearised ``||P (I - eta H)^k r(0)|| / ||P r(0)||``.
+    """
+    lam, V = np.linalg.eigh(kernels.gram_h(X, W0))  # (n,), (n, n)
+    Vu = V[:, lam > 2.0 / eta]  # (n, q) unstable modes
+    r0 = net.predict(X, W0, a0) - y  # (n,)
+    pred = Vu.T @ r0 * (1.0 - eta * lam[lam > 2.0 / eta]) ** steps  # (q,)
+    W = W0
+    for _ in range(steps):
+        W = W - eta * net.gradients(X, y, W, a0)[1]
+    grown = np.linalg.norm(Vu.T @ (net.predict(X, W, a0) - y))
+    return {
+        "log10_unstable_growth": float(np.log10(grown / np.linalg.norm(Vu.T @ r0))),
+        "unstable_growth_over_linear": float(grown / np.linalg.norm(pred)),
+    }
+
+
+def _warmup_problems(n: int, d: int, m: int, K: int, R: int, rng) -> dict:
+    """The slow warm-up into ``UNSTABLE_FACTOR`` x the edge on ``R`` problems, each with fresh
+    data and init: per problem the spike, the final ratio, the end sharpness and the growth of
+    the unstable modes over the first constant steps at the peak (:func:`_unstable_growth`);
+    their medians, and the fraction of problems whose loss ends above its start (blown up)."""
+    spikes, finals, sharp, growth = [], [], [], []
+    for _ in range(R):
+        X = data.unit_sphere(n, d, rng=rng)  # (n, d)
+        y = data.gaussian_labels(n, rng=rng)  # (n,)
+        W0, a0 = net.init_net(d, m, rng=rng)
+        eta_u = UNSTABLE_FACTOR * 2.0 / np.linalg.eigvalsh(kernels.gram_h(X, W0))[-1]
+        f, g, _ = _objective(X, y, a0)
+        sched = optim.warmup(optim.constant(eta_u), steps=2 * K // 3)
+        r = optim.minimize(f, g, W0.ravel(), optimizer=optim.GD(), lr=sched, steps=K)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ratio = r.f / r.f[0]
+        spikes.append(float(np.log10(np.max(ratio[1:]))))
+        finals.append(float(np.log10(ratio[-1])))
+        sharp.append(_sharpness(X, r.x, W0.shape) * eta_u / 2.0)
+        growth.append(_unstable_growth(X, y, W0, a0, eta_u)["log10_unstable_growth"])
+    finals = np.asarray(finals)
+    return {
+        "warmup_log10_spike_median": float(np.median(spikes)),
+        "warmup_log10_final_median": float(np.median(finals)),
+        "warmup_sharpness_median": float(np.nanmedian(np.asarray(sharp, dtype=float))),
+        "warmup_blowup_fraction": float(np.mean(~(finals < 0.0))),
+        "log10_unstable_growth_median": float(np.median(growth)),
+        "warmup_problems_log10_final": finals,
+    }
+
+
 def _adam(X, y, W0, a0, K: int) -> dict:
     """Adam at ``ADAM_LR``: loss, steps to tolerance and effective step ``||dW|| / ||grad||``."""
     f, g, moves = _objective(X, y, a0)
@@ -206,14 +312,19 @@ def _adam(X, y, W0, a0, K: int) -> dict:
     eff = np.asarray(moves) / res.grad_norm[:-1]  # (K,)
     ratio = res.f / res.f[0]
     k_tol = _steps_to(ratio, TOL)
-    P = np.count_nonzero(net.gradients(X, y, W0, a0)[1])  # coordinates with a gradient
+    g0 = net.gradients(X, y, W0, a0)[1]  # (m, d)
+    P = np.count_nonzero(g0)  # coordinates with a gradient
+    # Alg. 1 at step 1: m_hat = g, v_hat = g^2, so each coordinate moves lr |g| / (|g| + eps)
+    first = ADAM_LR * np.sqrt(np.sum((np.abs(g0) / (np.abs(g0) + optim.Adam().eps)) ** 2))
     return {
         "adam_final": float(ratio[-1]),
         "adam_steps_to_tol": k_tol,
         "adam_first_move_over_lr_sqrtP": moves[0] / (ADAM_LR * np.sqrt(P)),
+        "log10_adam_first_move_err": float(np.log10(max(abs(moves[0] / first - 1.0), 1e-18))),
         "adam_eff_step_start": float(eff[0]),
         "adam_eff_step_at_tol": float(eff[min(k_tol, len(eff) - 1)]),
         "adam_eff_growth": float(eff[min(k_tol, len(eff) - 1)] / eff[0]),
+        "log10_adam_eff_growth": float(np.log10(eff[min(k_tol, len(eff) - 1)] / eff[0])),
         "adam_loss": ratio,
         "adam_eff_step": eff,
     }
@@ -233,13 +344,51 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     lam0, lam_max = float(lam[0]), float(lam[-1])
     edge = 2.0 / lam_max
     eta_s, eta_u = 0.5 * edge, UNSTABLE_FACTOR * edge
-    total = 8 + 6 + 1
+    R_s, R_w = cfg["stable_inits"], cfg["warmup_inits"]
+    total = 8 * R_s + 6 + 1 + R_s
 
-    # %% Train: GD with every schedule at each peak, and Adam
-    stable = _run_all(X, y, W0, a0, _stable_schedules(eta_s, K_s), K_s, progress, 0, total)
-    unstable = _run_all(X, y, W0, a0, _unstable_schedules(eta_u, K_u), K_u, progress, 8, total)
-    adam = _adam(X, y, W0, a0, K_s)
-    progress(total, total, "adam")
+    # %% Train: every schedule at the stable peak and Adam, from R_s inits (the first is W0);
+    # every schedule at the unstable peak from W0; the slow warm-up from R_w more inits
+    stables, adams = [], []
+    for j in range(R_s):
+        Wj, aj = (W0, a0) if j == 0 else net.init_net(d, m, rng=rng)
+        eta_j = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, Wj))[-1]
+        runs = _run_all(
+            X,
+            y,
+            Wj,
+            aj,
+            _stable_schedules(eta_j, K_s),
+            K_s,
+            progress,
+            8 * j,
+            total,
+            keep=("exponential", "1/k"),
+        )
+        stables.append((runs, _stable_quantities(X, y, Wj, aj, runs, eta_j, K_s)))
+        adams.append(_adam(X, y, Wj, aj, K_s))
+        progress(8 * R_s + 7 + j, total, f"adam, init {j + 1}")
+    stable, adam = stables[0][0], adams[0]
+    unstable = _run_all(
+        X, y, W0, a0, _unstable_schedules(eta_u, K_u), K_u, progress, 8 * R_s, total
+    )
+    warm = _warmup_problems(n, d, m, K_u, R_w, rng)
+    progress(8 * R_s + 7, total, f"warm-up on {R_w} problems")
+
+    def med(key, per):  # median over the stable-peak inits
+        return float(np.median([q[key] for q in per]))
+
+    over_inits = {
+        k: med(k, [q for _, q in stables])
+        for k in (
+            "log10_end_rate_ratio_exponential",
+            "log10_end_rate_ratio_inverse_time",
+            "end_rate_over_kernel_exponential",
+            "end_rate_over_kernel_inverse_time",
+            "decayed_decades_ratio_max",
+            "warmup_constant_decades_ratio",
+        )
+    } | {"log10_adam_eff_growth": med("log10_adam_eff_growth", adams)}
 
     # %% Measure: what decay costs at the stable peak, what warm-up buys at the unstable one
     return {
@@ -250,9 +399,13 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "lam_max": lam_max,
         "eta_s": eta_s,
         "eta_u": eta_u,
-        **_stable_quantities(X, W0, stable, eta_s, K_s),
+        **stables[0][1],
         **_unstable_quantities(X, W0, unstable, eta_u),
+        "stable_inits": R_s,
         **adam,
+        **over_inits,  # medians over the stable-peak inits replace init 0's values
+        **_unstable_growth(X, y, W0, a0, eta_u),
+        **warm,
         # series for the figure
         "stable_loss": {k: r.f / r.f[0] for k, r in stable.items()},
         "stable_lr": {k: r.lr for k, r in stable.items()},

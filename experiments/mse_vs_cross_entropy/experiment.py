@@ -23,9 +23,26 @@ from scipy.special import expit, log_expit
 from shared import optim
 from shared.plotting import subplots
 
-CONFIG = {  # z0_grid: the initial wrong logits; gamma: every point's margin
-    "quick": {"n": 200, "d": 5, "gamma": 0.5, "lr": 1.0, "z0_grid": np.arange(2.0, 7.5, 1.0)},
-    "full": {"n": 200, "d": 5, "gamma": 0.5, "lr": 1.0, "z0_grid": np.arange(2.0, 10.5, 0.5)},
+# z0_grid: the initial wrong logits; gamma: the range every point's margin is drawn from (one
+# draw per seed); paired: inputs in mirror pairs across w* (no drift orthogonal to w*, see
+# margin_data)
+CONFIG = {
+    "quick": {
+        "n": 200,
+        "d": 5,
+        "gamma": (0.4, 0.6),
+        "lr": 1.0,
+        "z0_grid": np.arange(2.0, 7.5, 1.0),
+        "paired": True,
+    },
+    "full": {
+        "n": 200,
+        "d": 5,
+        "gamma": (0.5, 0.5),
+        "lr": 1.0,
+        "z0_grid": np.arange(2.0, 10.5, 0.5),
+        "paired": False,
+    },
 }
 
 
@@ -56,22 +73,33 @@ def central_difference(f, z, y, h=1e-5):
 
 
 # --------------------------------------------------------------------------- logistic model
-def margin_data(n: int, d: int, *, gamma: float, rng: np.random.Generator):
+def margin_data(n: int, d: int, *, gamma: float, paired: bool, rng: np.random.Generator):
     """Unit inputs at margin exactly ``gamma`` from a teacher ``w*`` (a unit vector).
 
     ``x_i = s_i gamma w* + sqrt(1 - gamma^2) xi_i`` with ``xi_i`` a random unit vector
     orthogonal to ``w*`` and ``s_i = +-1``; the label is ``y_i = (1 + s_i) / 2``.
 
+    On the line ``w = -t w*`` every logit is ``-s_i t gamma``, and the gradient has a part
+    ``~ sqrt(1 - gamma^2) (1/n) sum_i s_i xi_i`` orthogonal to ``w*`` (of size ``~ n^(-1/2)``)
+    that pulls ``w`` off the line. ``paired=True`` draws ``n / 2`` points and adds each one's
+    mirror image across ``w*`` (``xi -> -xi``, same ``s``): that sum is then zero, ``w`` stays on
+    the line, and the escape is the one-dimensional dynamics of :func:`predicted_escape_steps`.
+
     Returns
     -------
     X : (n, d) ndarray; y : (n,) ndarray of 0/1; w_star : (d,) ndarray
     """
+    if paired and n % 2:
+        raise ValueError(f"n: expected an even number of points for paired=True, got {n}")
     w_star = rng.standard_normal(d)
     w_star /= np.linalg.norm(w_star)
-    xi = rng.standard_normal((n, d))
-    xi -= np.outer(xi @ w_star, w_star)  # (n, d), orthogonal to w*
+    k = n // 2 if paired else n
+    xi = rng.standard_normal((k, d))
+    xi -= np.outer(xi @ w_star, w_star)  # (k, d), orthogonal to w*
     xi /= np.linalg.norm(xi, axis=1, keepdims=True)
-    s = rng.choice([-1.0, 1.0], size=n)
+    s = rng.choice([-1.0, 1.0], size=k)
+    if paired:
+        xi, s = np.concatenate([xi, -xi]), np.concatenate([s, s])  # (n, d), (n,)
     X = np.outer(s * gamma, w_star) + np.sqrt(1.0 - gamma**2) * xi  # (n, d)
     return X, (1.0 + s) / 2.0, w_star
 
@@ -111,8 +139,10 @@ def predicted_escape_steps(z0: float, *, lr: float, gamma: float, loss: str) -> 
 def train_from_wrong_start(X, y, w_star, *, z0, gamma, lr, loss):
     """GD from ``w0 = -(z0 / gamma) w*`` (every logit at ``-z0``, on the wrong side).
 
-    Returns the escape step (first ``k`` with mean error below 1/2; the budget + 1 if
-    never) and the mean error at every step.
+    Returns the escape step and the mean error at every step. The escape step is where the
+    mean error crosses 1/2, interpolated linearly between the last step above and the first
+    below (a fractional step count, so that a prediction of a few steps is compared without
+    the rounding of an integer count); the budget + 1 if it never crosses.
     """
     errors: list[float] = []
     f, g = logistic_objective(X, y, loss, errors)
@@ -120,14 +150,19 @@ def train_from_wrong_start(X, y, w_star, *, z0, gamma, lr, loss):
     optim.minimize(f, g, -(z0 / gamma) * w_star, optimizer=optim.GD(), lr=lr, steps=budget)
     err = np.asarray(errors)  # (budget + 1,)
     hit = np.flatnonzero(err < 0.5)
-    return (int(hit[0]) if hit.size else len(err)), err
+    if not hit.size:
+        return float(len(err)), err
+    k = int(hit[0])
+    if k == 0:
+        return 0.0, err
+    return k - 1 + (err[k - 1] - 0.5) / (err[k - 1] - err[k]), err
 
 
 # --------------------------------------------------------------------------- experiment
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Gradients across the logit, then escape times from a saturated wrong start."""
     cfg = CONFIG["quick" if quick else "full"]
-    n, d, gamma, lr, z0_grid = cfg["n"], cfg["d"], cfg["gamma"], cfg["lr"], cfg["z0_grid"]
+    n, d, lr, z0_grid = cfg["n"], cfg["d"], cfg["lr"], cfg["z0_grid"]
     rng = np.random.default_rng(seed)
 
     # %% Derivatives at a wrong prediction (label 1, logit z = -|z|), against finite differences
@@ -153,7 +188,8 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     slope, _ = np.polyfit(absz[tail], np.log(np.abs(g_mse[tail])), 1)
 
     # %% Train: logistic regression from a confidently wrong start, with either loss
-    X, y, w_star = margin_data(n, d, gamma=gamma, rng=rng)
+    gamma = float(rng.uniform(*cfg["gamma"]))  # the margin of this problem
+    X, y, w_star = margin_data(n, d, gamma=gamma, paired=cfg["paired"], rng=rng)
     steps = {"mse": [], "ce": []}
     curves = {}
     total = 2 * len(z0_grid)

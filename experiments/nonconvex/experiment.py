@@ -36,7 +36,7 @@ CONFIG = {
             "eta": 0.1,
             "y0": np.geomspace(1e-5, 1e-15, 6),
             "radii": np.geomspace(1e-10, 1e-2, 5),
-            "draws": 21,
+            "draws": 201,
             "beta": 0.9,
             "g_tol": 1e-2,
             "steps": 800,
@@ -133,6 +133,27 @@ def escape_step(path: np.ndarray) -> float:
     return float(hit[0]) if hit.size else np.inf
 
 
+def escape_steps_batch(Z0: np.ndarray, *, eta: float, steps: int) -> np.ndarray:
+    """GD on the saddle from every row of ``Z0 (B, 2)`` at once; the fractional escape step.
+
+    ``x <- x - eta x``, ``y <- y - eta (y^3 - y)``, the same update as ``optim.GD`` on
+    :func:`saddle_grad`, for ``B`` starts together. The escape step is where ``ln |y_k|``
+    crosses ``ln(1/2)``, interpolated linearly between the two iterates around it (in the
+    linear regime ``ln |y_k|`` grows by ``ln(1 + eta)`` per step, so the interpolation is
+    exact up to the cubic term); ``inf`` where a start does not escape within ``steps``.
+    """
+    x, y = Z0[:, 0].copy(), Z0[:, 1].copy()  # (B,), (B,)
+    out = np.full(x.shape, np.inf)
+    ly = np.log(np.abs(y))  # (B,)
+    for k in range(1, steps + 1):
+        x, y = x - eta * x, y - eta * (y**3 - y)
+        ly_new = np.log(np.abs(y))
+        hit = np.isinf(out) & (ly_new >= np.log(0.5))
+        out[hit] = k - 1 + (np.log(0.5) - ly[hit]) / (ly_new[hit] - ly[hit])
+        ly = ly_new
+    return out
+
+
 def plateau_steps(path: np.ndarray, g_tol: float) -> int:
     """Number of iterates before the escape with ``||grad f|| < g_tol``: the time on the plateau
     (the gradient is small again at the minimum, which does not count)."""
@@ -171,20 +192,26 @@ def saddle(cfg: dict, rng: np.random.Generator) -> dict:
 
     # y0 = 0: GD never leaves the saddle's stable manifold
     stuck = path(np.array([1.0, 0.0]), optim.GD())
-    # perturbed GD: at the first iterate with ||grad|| < g_tol add xi, uniform in a disc of radius r
+    # perturbed GD: at the first iterate with ||grad|| < g_tol add xi, uniform in a disc of radius
+    # r. The same draws (directions and radial fractions) serve every r (common random numbers),
+    # so the medians differ by the effect of r, not by which kicks were drawn.
     k_plateau = plateau_entry(stuck, g_tol)
     z_plateau = stuck[k_plateau]
+    u = rng.standard_normal((cfg["draws"], 2))  # (draws, 2)
+    unit_disc = (
+        np.sqrt(rng.uniform(size=(cfg["draws"], 1))) * u / np.linalg.norm(u, axis=1)[:, None]
+    )
     med, spread = [], []
     for r in cfg["radii"]:
-        times = []
-        for _ in range(cfg["draws"]):
-            u = rng.standard_normal(2)
-            xi = r * np.sqrt(rng.uniform()) * u / np.linalg.norm(u)  # uniform in the disc
-            times.append(escape_step(path(z_plateau + xi, optim.GD())))
+        times = escape_steps_batch(z_plateau + r * unit_disc, eta=eta, steps=steps)  # (draws,)
         med.append(float(np.median(times)))
         spread.append(np.percentile(times, [25, 75]))
     med = np.asarray(med)
-    slope_pert = float(np.polyfit(np.log(1.0 / np.asarray(cfg["radii"])), med, 1)[0])
+    log_inv_r = np.log(1.0 / np.asarray(cfg["radii"]))
+    slope_pert = float(np.polyfit(log_inv_r, med, 1)[0])
+    # the fall of the median between neighbouring radii, in units of the predicted fall
+    gap_ratio = -np.diff(med) / (-np.diff(log_inv_r) * pred_gd)
+    stuck_dist = float(np.linalg.norm(stuck[-1]))  # distance to the saddle at the end
     return {
         "saddle_y0": y0,
         "escape_gd": np.asarray(esc["GD"]),
@@ -199,10 +226,12 @@ def saddle(cfg: dict, rng: np.random.Generator) -> dict:
         "hb_growth_factor": float(z_hb),
         "stuck_escaped": bool(np.isfinite(escape_step(stuck))),
         "stuck_final_grad": float(np.linalg.norm(saddle_grad(stuck[-1]))),
+        "log10_stuck_dist_to_saddle": float(np.log10(max(stuck_dist, 1e-300))),
         "radii": np.asarray(cfg["radii"]),
         "perturbed_median": med,
         "perturbed_iqr": np.asarray(spread),
         "perturbed_monotone": bool(np.all(np.diff(med) < 0)),
+        "perturbed_gap_ratio_min": float(np.min(gap_ratio)),
         "perturbed_slope_ratio": slope_pert / pred_gd,
     }
 

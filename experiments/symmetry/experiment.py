@@ -24,11 +24,15 @@ import numpy as np
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
+# inits: symmetric and random inits (same data) whose plateau, final losses and linearised
+# growth are measured through the width-1 twin and net.train; the checked values are medians
 CONFIG = {
-    "quick": {"n": 20, "d": 5, "m": 64, "steps": 1500},
-    "full": {"n": 50, "d": 10, "m": 512, "steps": 5000},
+    "quick": {"n": 20, "d": 10, "m": 64, "steps": 1500, "inits": 16, "random_inits": 4},
+    "full": {"n": 50, "d": 10, "m": 512, "steps": 5000, "inits": 16, "random_inits": 2},
 }
+EPS = 1e-10  # size of the perturbation of the copies
 LINEAR_SPREAD = 1e-6  # spread below which the first-order map is compared with the measurement
+TINY = np.finfo(float).tiny  # a bit-identical result (0) is drawn at log10(TINY) = -307.65
 
 
 def _pack(W, a):
@@ -87,11 +91,86 @@ def _tangent_spread(g_path, delta_W, delta_a, *, eta):
     return np.asarray(out)
 
 
+def _width1_batch(X, y, w, a, *, m: int, eta, steps: int):
+    """GD on ``R`` width-1 twins at once: ``u = sqrt(m) a relu(X w)`` (output scale
+    ``sqrt(m)``), both layers, step ``eta / m``, the flow of ``m`` copies of ``(w, a)``.
+
+    Parameters
+    ----------
+    w : (R, d) ndarray; a : (R,) ndarray; eta : (R,) ndarray, the copies' steps.
+
+    Returns
+    -------
+    L : (R, steps + 1) ndarray, the loss; g : (steps + 1, R, d) ndarray,
+    ``g_k = sum_i (u_i - y_i) 1{w.x_i >= 0} x_i``.
+    """
+    w, a = w.copy(), a.copy()
+    c, lr = np.sqrt(m), np.asarray(eta)[:, None] / m  # lr (R, 1)
+    Ls, gs = [], []
+    for _ in range(steps + 1):
+        z = w @ X.T  # (R, n)
+        on = z >= 0
+        r = c * a[:, None] * np.maximum(z, 0.0) - y  # (R, n) residual
+        g = (r * on) @ X  # (R, d)
+        Ls.append(0.5 * np.sum(r**2, axis=1))
+        gs.append(g)
+        # dL/dw = c a g, dL/da = c sum_i r_i relu(z_i)
+        w, a = w - lr * (c * a[:, None] * g), a - lr[:, 0] * c * np.sum(r * np.maximum(z, 0.0), 1)
+    return np.asarray(Ls).T, np.asarray(gs)
+
+
+def _linear_growth(g_path, *, eta: float, m: int) -> float:
+    """``log10`` of the largest growth the first-order map can give a neuron's deviation,
+    ``sigma_max(M_{K-1} ... M_0)`` with ``M_k = [[I, -eta c g_k], [-eta c g_k^T, 1]]``,
+    ``c = 1/sqrt(m)`` ((d+1) x (d+1) each); renormalised at every step."""
+    d = g_path.shape[1]
+    P, log_scale = np.eye(d + 1), 0.0
+    M = np.eye(d + 1)
+    for g in g_path[:-1]:
+        M[:d, d] = M[d, :d] = -eta / np.sqrt(m) * g
+        P = M @ P
+        s = np.linalg.norm(P)  # Frobenius: a cheap renormalisation
+        P, log_scale = P / s, log_scale + np.log10(s)
+    return float(log_scale + np.log10(np.linalg.norm(P, 2)))
+
+
+def _more_inits(X, y, w0, a0, *, m: int, steps: int, inits: int, random_inits: int, rng) -> dict:
+    """From ``inits`` symmetric inits (the first is ``(w0, a0)``; all run as width-1 twins, in
+    one batch) and ``random_inits`` random ones (``net.train``, both layers): plateau, final
+    losses and linearised growth, as medians over the inits."""
+    d = X.shape[1]
+    w = np.vstack([w0, rng.standard_normal((inits - 1, d))])  # (R, d)
+    a = np.concatenate([[a0], rng.choice([-1.0, 1.0], size=inits - 1)])  # (R,)
+    eta = np.array(
+        [
+            1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W) + kernels.gram_g(X, W))[-1]
+            for W in (np.tile(wr, (m, 1)) for wr in w)
+        ]
+    )
+    L, g = _width1_batch(X, y, w, a, m=m, eta=eta, steps=steps)  # (R, K+1), (K+1, R, d)
+    growth = np.array([_linear_growth(g[:, j], eta=eta[j], m=m) for j in range(inits)])
+    rand_final = []
+    for _ in range(random_inits):
+        W, a_r = net.init_net(d, m, rng=rng)
+        eta_r = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W) + kernels.gram_g(X, W))[-1]
+        rand = net.train(X, y, W, a_r, eta=eta_r, steps=steps, train_a=True, record_every=steps)
+        rand_final.append(np.log10(rand.loss[-1] / rand.loss[0]))
+    return {
+        "batch_loss": L[0],  # the first twin: the copies' own (w, a)
+        "plateau_log10_drop_median": float(np.median(np.log10(L[:, steps // 2] / L[:, -1]))),
+        "log10_final_symmetric_median": float(np.median(np.log10(L[:, -1] / L[:, 0]))),
+        "log10_final_random_median": float(np.median(rand_final)),
+        "log10_linear_growth_median": float(np.median(growth)),
+        "linear_growth_below_10_fraction": float(np.mean(growth < 1.0)),
+        "log10_linear_growth_inits": growth,
+    }
+
+
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
     """Copies, random init, width 1 and perturbed copies on the same data."""
     cfg = CONFIG["quick" if quick else "full"]
     n, d, m, steps = cfg["n"], cfg["d"], cfg["m"], cfg["steps"]
-    eps = 1e-12
+    eps = EPS
     rng = np.random.default_rng(seed)
 
     # %% Set-up: data; symmetric, random and perturbed-symmetric inits; each init's step
@@ -110,11 +189,11 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
 
     # %% Train: GD on both layers from each init, and the width-1 net it is equivalent to
     L_sym, tr_sym = _train(X, y, W_sym, a_sym, eta=eta, steps=steps)
-    progress(1, 4, "symmetric")
+    progress(1, 5, "symmetric")
     L_rand, _ = _train(X, y, W_rand, a_rand, eta=eta_rand, steps=steps)
-    progress(2, 4, "random")
+    progress(2, 5, "random")
     L_pert, tr_pert = _train(X, y, W_sym + delta_W, a_sym + delta_a, eta=eta, steps=steps)
-    progress(3, 4, "perturbed")
+    progress(3, 5, "perturbed")
     # the width-1 net with output scale sqrt(m) at step eta/m is the same function and flow
     one = net.train(
         X,
@@ -127,7 +206,20 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         scale=np.sqrt(m),
         record_every=steps,
     )
-    progress(4, 4, "width 1")
+    progress(4, 5, "width 1")
+    more = _more_inits(
+        X,
+        y,
+        w,
+        a,
+        m=m,
+        steps=steps,
+        inits=cfg["inits"],
+        random_inits=cfg["random_inits"],
+        rng=rng.spawn(1)[0],
+    )
+    batch = more.pop("batch_loss")
+    progress(5, 5, f"{cfg['inits']} symmetric and random inits")
 
     # %% Measure: the copies stay copies; a tiny perturbation's spread against first order
     spread = tr_pert["spread"]  # (steps+1,)
@@ -148,12 +240,20 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "plateau_last_half_drop": float(L_sym[steps // 2] / L_sym[-1]),
         "eps": eps,
         "copies_max_dev": float(np.max(tr_sym["copies_dev"])),
+        "log10_copies_max_dev": float(np.log10(max(np.max(tr_sym["copies_dev"]), TINY))),
         "width1_max_loss_dev": float(np.max(np.abs(L_sym - one.loss)) / L_sym[0]),
+        "log10_width1_max_loss_dev": float(
+            np.log10(
+                max(np.max(np.abs(L_sym - one.loss)), np.max(np.abs(L_sym - batch))) / L_sym[0]
+            )
+        ),
+        **more,
         "final_ratio_symmetric": float(L_sym[-1] / L_sym[0]),
         "final_ratio_random": float(L_rand[-1] / L_rand[0]),
         "final_ratio_perturbed": float(L_pert[-1] / L_pert[0]),
         "log10_sym_over_random": float(np.log10(L_sym[-1] / L_rand[-1])),
         "spread_growth": float(spread[-1] / spread[0]),
+        "log10_spread_growth": float(np.log10(spread[-1] / spread[0])),
         "spread_growth_pred": float(pred[-1] / pred[0]),
         "k_linear": k_lin,
         "spread_growth_at_k_linear": float(spread[k_lin] / spread[0]),
