@@ -7,6 +7,7 @@ experiment that does not exist, a quantity that its ``expected.toml`` does not c
 to any missing file.
 """
 
+import collections
 import json
 import re
 from pathlib import Path
@@ -40,6 +41,18 @@ def test_there_are_notes_and_an_index():
     assert "README.md" in names
     assert len(NOTES) >= 7, names
     assert sum(p.suffix == ".ipynb" for p in NOTES) >= 3, "notebook notes"
+
+
+def test_a_number_names_one_note():
+    numbered = collections.defaultdict(list)
+    for p in NOTES:
+        if re.fullmatch(r"\d{4}-[a-z0-9-]+\.(md|ipynb)", p.name):
+            numbered[p.name[:4]].append(p.name)
+    shared = {k: v for k, v in numbered.items() if len(v) > 1}
+    assert not shared, f"notes sharing a number: {shared}"
+    index = (ROOT / "discussions" / "README.md").read_text()
+    for k, (name,) in numbered.items():
+        assert f"[{k} · " in index and f"]({name})" in index, f"{name}: no line in the index"
 
 
 @pytest.mark.parametrize("note", NOTES, ids=[p.name for p in NOTES])
