@@ -29,24 +29,60 @@ from sandbox.registry import experiment_dirs, load
 ROOT = Path(__file__).resolve().parents[1]
 DIRS = experiment_dirs(ROOT)
 
-# Experiments whose checks are being recalibrated: their records are missing or stale. The set
-# may only shrink: an entry whose record is fresh and on target fails (strict xfail), so it
-# cannot outlive its recalibration.
-PENDING: set[str] = {d.name for d in DIRS} - {
-    "credit_flow",
-    "nonconvex",
+# Experiments whose calibration record is missing or older than their code: the 200-seed run of
+# the current code has not been made yet. Both tests are strict xfails for them, so an entry
+# whose record becomes fresh fails until it is removed: the set can only shrink.
+UNCALIBRATED: set[str] = {
+    "both_layers",
+    "catapult",
+    "condition_number",
+    "depth",
+    "edge_of_stability",
+    "failure_modes",
+    "feature_learning",
+    "gradient_flow",
+    "gram_matrix",
+    "kernel_stability",
+    "label_corruption",
+    "lazy_training",
+    "line_search",
+    "linear_convergence",
+    "loss_landscape",
+    "lr_schedules",
+    "mean_field_vs_ntk",
+    "momentum",
+    "parallel_inputs",
+    "real_data",
+    "smooth_activation",
+    "spectral_prediction",
+    "step_size_regimes",
+    "symmetry",
+    "width_threshold",
 }
 
+# Experiments with a fresh record on which every check held on every seed, but some check's
+# estimated false-failure rate is still above the target; each README names those checks and the
+# sharper measurement that would bring them under it. The target test is a strict xfail for them.
+ABOVE_TARGET: set[str] = set()
 
-def _cases():
+
+def _cases(*pending: set[str]):
     return [
         pytest.param(
             d,
             id=d.name,
-            marks=pytest.mark.xfail(d.name in PENDING, reason="recalibration pending", strict=True),
+            marks=pytest.mark.xfail(
+                any(d.name in p for p in pending), reason="calibration pending", strict=True
+            ),
         )
         for d in DIRS
     ]
+
+
+def test_the_pending_sets_name_real_experiments():
+    names = {d.name for d in DIRS}
+    assert UNCALIBRATED <= names and ABOVE_TARGET <= names
+    assert not UNCALIBRATED & ABOVE_TARGET
 
 
 def freshness(folder: Path) -> list[str]:
@@ -57,13 +93,13 @@ def freshness(folder: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("folder", _cases())
+@pytest.mark.parametrize("folder", _cases(UNCALIBRATED))
 def test_calibration_record_is_fresh(folder):
     found = freshness(folder)
     assert not found, f"experiments/{folder.name}:\n  - " + "\n  - ".join(found)
 
 
-@pytest.mark.parametrize("folder", _cases())
+@pytest.mark.parametrize("folder", _cases(UNCALIBRATED, ABOVE_TARGET))
 def test_calibrated_checks_meet_the_target(folder):
     exp = load(folder)
     if record_problems(exp, "quick"):
