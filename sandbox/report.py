@@ -19,6 +19,8 @@ def fmt_value(x) -> str:
         return "NaN"
     if isinstance(x, float) and math.isinf(x):
         return "inf" if x > 0 else "-inf"
+    if x in ("inf", "-inf"):  # an infinite value as calibration.json stores it
+        return x
     return _fmt(x)
 
 

@@ -46,6 +46,7 @@ def run(*, quick, seed, progress=None):
         "flag": True,
         "count": int(rng.integers(0, 2)),
         "maybe_nan": float("nan") if seed % 10 == 3 else 1.0 + float(rng.uniform()),
+        "maybe_inf": float("-inf") if seed % 10 == 7 else 1.0 + float(rng.uniform()),
         "curve": np.zeros(3),
     }
 
@@ -160,6 +161,7 @@ def test_calibrate_prints_the_table_and_saves_the_record(root, capsys):
 def test_failing_seeds_and_nan_are_named_and_counted(root, capsys):
     checks = CHECKS.replace("at_most = 1.5", "at_most = 1.1") + (
         '[[check]]\nquantity = "maybe_nan"\nat_least = 1.0\nreason = "uniform on [1, 2)."\n'
+        '[[check]]\nquantity = "maybe_inf"\nat_least = 1.0\nreason = "uniform on [1, 2)."\n'
     )
     folder = add(root, checks=checks)
     assert sandbox(root, "calibrate", "noisy", "--seeds", "0-29", "--jobs", "2") == 1
@@ -173,6 +175,9 @@ def test_failing_seeds_and_nan_are_named_and_counted(root, capsys):
     assert nan["failed"] == [[3, None], [13, None], [23, None]]
     assert nan["false_failure_rate"] >= 3 / 30
     assert "seed 3: NaN" in out and "noisy.gauss" in out
+    inf = by["maybe_inf"]  # stored as "-inf" in JSON, printed as such
+    assert inf["failed"] == [[7, "-inf"], [17, "-inf"], [27, "-inf"]]
+    assert "seed 7: -inf" in out
 
 
 def test_an_interrupted_calibration_resumes(root, capsys):
