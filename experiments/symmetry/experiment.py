@@ -74,6 +74,10 @@ def _train(X, y, W0, a0, *, eta, steps):
     trace = {"spread": [], "copies_dev": [], "g": []}
     f, g = _objective(X, y, m, d, trace)
     res = optim.minimize(f, g, _pack(W0, a0), optimizer=optim.GD(), lr=eta, steps=steps)
+    # the trace grows once per distinct theta: a run whose update underflows keeps theta, and
+    # every later step repeats the last entry
+    for v in trace.values():
+        v.extend(v[-1:] * (steps + 1 - len(v)))
     return res.f, {k: np.asarray(v) for k, v in trace.items()}
 
 
