@@ -185,8 +185,12 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "lam_min_ratio_inside": float(lam_min[:-1].min()),
         "rate_ratio_beyond": float(ratio_inf[-1]),
         "lam_min_ratio_beyond": float(lam_min[-1]),
-        # smallest log-ratio of the rate at one angle to the rate at the next smaller one
+        # smallest log-ratio of the rate at one angle to the rate at the next smaller one, and
+        # its log10 (checked: its lower tail is lighter; no ordering, <= 0, gives -inf)
         "rate_order_margin": float(log_order.min()),
+        "log10_rate_order_margin": (
+            float(np.log10(log_order.min())) if log_order.min() > 0 else -np.inf
+        ),
         "lam0_angles": th,
         "lam0_curve": sets[0]["lam0_curve"],
         "angles": np.array(angles),

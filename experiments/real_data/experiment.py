@@ -144,6 +144,7 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     # %% Measure
     def label_quantities(yk, r, predicted_K: float) -> dict:
         """Spectrum, complexity, speed and distance of one labelling ``yk`` and its run ``r``."""
+        u_test = net.predict(X_test, r.W, r.a)  # (n_test,)
         return {
             "top_fraction": float(np.sum((V[:, -k_top:].T @ yk) ** 2) / (yk @ yk)),
             "complexity": kernels.complexity_measure(H, yk),
@@ -151,7 +152,10 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
             "loss_over_prediction": (r.loss[-1] / r.loss[0]) / predicted_K,
             "distance_over_kernel": r.move_fro[-1] / kernel_distance(lam, V, yk, eta=eta, k=steps),
             "distance_fraction_of_limit": r.move_fro[-1] / np.sqrt(kernels.rkhs_norm_sq(H, yk)),
-            "test_error": float(np.mean(np.sign(net.predict(X_test, r.W, r.a)) != y_test)),
+            "test_error": float(np.mean(np.sign(u_test) != y_test)),
+            # mean squared error against the +-1 test labels: 1 for u = 0, 1 + E u^2 for any
+            # prediction independent of the labels
+            "test_mse": float(np.mean((u_test - y_test) ** 2)),
         }
 
     m_arr = np.asarray(widths, dtype=float)
@@ -197,6 +201,8 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "distance_fraction_of_limit_random": r["distance_fraction_of_limit"],
         "test_error_true": t["test_error"],
         "test_error_random": r["test_error"],
+        "test_mse_true": t["test_mse"],
+        "test_mse_random": r["test_mse"],
     }
 
     # series for the figure

@@ -50,8 +50,9 @@ def _objective(X, y, m, d, trace: dict):
 
     One pass per distinct ``theta``; at each new point it appends to ``trace`` the
     spread ``max_r ||(w_r, a_r) - mean_r (w_r, a_r)||``, the largest entry of
-    ``|theta_r - theta_1|`` (copies stay copies?) and the vector
-    ``g = sum_i (u_i - y_i) 1{w_1.x_i >= 0} x_i`` (d,) of neuron 1.
+    ``|theta_r - theta_1|`` (copies stay copies?), the vector
+    ``g = sum_i (u_i - y_i) 1{w_1.x_i >= 0} x_i`` (d,) of neuron 1 and its distance to the
+    nearest kink, ``min_i |w_1 . x_i|``.
     """
 
     def fun_and_grad(theta):  # called once per distinct theta (optim.cached)
@@ -63,6 +64,7 @@ def _objective(X, y, m, d, trace: dict):
             max(float(np.max(np.abs(W - W[0]))), float(np.max(np.abs(a - a[0]))))
         )
         trace["g"].append(X.T @ ((u - y) * (X @ W[0] >= 0)))  # (d,)
+        trace["kink"].append(float(np.min(np.abs(X @ W[0]))))  # neuron 1's distance to a kink
         return L, _pack(gW, ga)
 
     return optim.cached(fun_and_grad)
@@ -71,9 +73,13 @@ def _objective(X, y, m, d, trace: dict):
 def _train(X, y, W0, a0, *, eta, steps):
     """GD on both layers (``optim.minimize`` on ``theta``); loss (steps+1,) and the traces."""
     m, d = W0.shape
-    trace = {"spread": [], "copies_dev": [], "g": []}
+    trace = {"spread": [], "copies_dev": [], "g": [], "kink": []}
     f, g = _objective(X, y, m, d, trace)
     res = optim.minimize(f, g, _pack(W0, a0), optimizer=optim.GD(), lr=eta, steps=steps)
+    # the trace grows once per distinct theta: a run whose update underflows keeps theta, and
+    # every later step repeats the last entry
+    for v in trace.values():
+        v.extend(v[-1:] * (steps + 1 - len(v)))
     return res.f, {k: np.asarray(v) for k, v in trace.items()}
 
 
@@ -228,9 +234,13 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     )
     rate = eta / np.sqrt(m) * np.linalg.norm(tr_sym["g"], axis=1)  # (steps+1,) eta c ||g_k||
     k_peak = int(np.argmax(spread / spread[0]))
-    # compare with the first-order map while the spread is still small (linear regime)
-    lin = np.flatnonzero(pred <= LINEAR_SPREAD)
-    k_lin = int(lin[-1])
+    # compare with the first-order map while it applies: the predicted spread is still small and
+    # no copy can sit across a kink of the ReLU (every |w . x_i| of the copies exceeds the spread,
+    # ||x_i|| = 1); k_lin is the last step of that stretch
+    applies = (pred <= LINEAR_SPREAD) & (tr_sym["kink"] > spread)  # (steps+1,)
+    broken = np.flatnonzero(~applies)
+    k_lin = int(broken[0] - 1) if broken.size else steps
+    k_lin = max(k_lin, 0)
     return {
         "n": n,
         "d": d,
