@@ -22,28 +22,17 @@ from __future__ import annotations
 import numpy as np
 
 from shared import data, kernels, net
-from shared.plotting import subplots, width_colors
+from shared.plotting import subplots
 
 CONFIG = {
-    # ratios: the swept eta lambda_max(H(0)); inits: nets per ratio
-    "quick": {
-        "n": 16,
-        "d": 16,
-        "m": 1000,
-        "steps": 300,
-        "ratios": [1.6, 2.4, 3.2, 4.0, 6.0, 8.0],
-        "inits": 1,
-    },
-    "full": {
-        "n": 16,
-        "d": 16,
-        "m": 1000,
-        "steps": 1000,
-        "ratios": [1.6, 1.9, 2.1, 2.4, 2.8, 3.2, 3.6, 4.0, 4.5, 5.0, 6.0, 8.0],
-        "inits": 5,
-    },
+    # sets: data sets, inits: nets per data set (every pair gets a catapult run, a stable run
+    # and a bisection of the window's end); steps: GD steps per run
+    "quick": {"n": 16, "d": 16, "m": 1000, "steps": 300, "sets": 5, "inits": 2},
+    "full": {"n": 16, "d": 16, "m": 1000, "steps": 1000, "sets": 8, "inits": 4},
 }
-RATIO_CATAPULT, RATIO_STABLE = 3.0, 1.8  # eta lambda_max(H(0)) of the two watched runs
+RATIO_CATAPULT, RATIO_STABLE = 3.0, 1.8  # eta lambda_max(H(0)) of the two runs of every pair
+RATIO_TOP = 12.0  # top of the bisection bracket: Lewkowycz et al.'s largest window for ReLU nets
+BISECTIONS = 5  # halvings of [3, 12] in log(eta): the window's end to a factor 4^(1/32) ~ 4.4%
 SPIKE = 2.0  # a run "spikes" when max_k L(k) / L(0) exceeds this
 CONVERGED = 1e-6  # a run "converges" when L(K) / L(0) falls below this
 
@@ -53,13 +42,13 @@ def lambda_max(X: np.ndarray, W: np.ndarray) -> float:
     return float(np.linalg.eigvalsh(kernels.gram_h(X, W))[-1])
 
 
-def train_tracking_kernel(X, y, W0, a, *, eta: float, steps: int):
+def train_tracking_kernel(X, y, W0, a, *, eta: float, steps: int, track: bool = True):
     """GD (``net.train``) watching ``lambda_max(H(W(k)))`` at every step through its callback.
 
     Returns
     -------
     loss : (K + 1,) ndarray, ``L(k)`` (``K < steps`` if the run diverged).
-    lam_max : (K + 1,) ndarray, ``lambda_max(H(W(k)))``.
+    lam_max : ``lambda_max(H(W(k)))``, ``(K + 1,)`` with ``track``, else ``(2,)``: ``k = 0, K``.
     W : (m, d) ndarray, the last weights kept.
     """
     lam = []
@@ -67,7 +56,20 @@ def train_tracking_kernel(X, y, W0, a, *, eta: float, steps: int):
     def watch(k, W, a, u):
         lam.append(lambda_max(X, W))
 
-    res = net.train(X, y, W0, a, eta=eta, steps=steps, on_divergence="flag", callback=watch)
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = net.train(
+            X,
+            y,
+            W0,
+            a,
+            eta=eta,
+            steps=steps,
+            record_every=1 if track else steps,
+            on_divergence="flag",
+            callback=watch if track else None,
+        )
+    if not track:
+        lam = [lambda_max(X, W0), lambda_max(X, res.W)]
     return res.loss, np.array(lam), res.W
 
 
@@ -90,101 +92,155 @@ def linearised_log10_loss_ratio(H0, r0, *, eta: float, steps: int) -> np.ndarray
     return (log_L - log_L[0]) / np.log(10.0)
 
 
-def sweep(X, y, inits, lam_max0, ratios, *, steps: int):
-    """Final and peak loss ratios of GD at ``eta = ratio / lambda_max(H(0))`` for each init.
+def converges(X, y, W0, a, *, ratio: float, lam_max0: float, steps: int) -> tuple[bool, float]:
+    """Whether GD at ``eta = ratio / lambda_max(H(0))`` reaches ``L(K) / L(0) < CONVERGED``.
 
-    Returns ``(len(inits), len(ratios))`` arrays: peak ``max_k L(k) / L(0)`` and
-    final ``L(K) / L(0)`` (``inf`` when the run diverged).
+    Returns ``(converged, peak)``, ``peak = max_k L(k) / L(0)`` (``inf`` if it diverged).
     """
-    peak = np.empty((len(inits), len(ratios)))
-    final = np.empty_like(peak)
-    for i, ((W0, a), lm) in enumerate(zip(inits, lam_max0, strict=True)):
-        for j, ratio in enumerate(ratios):
-            with np.errstate(over="ignore", invalid="ignore"):
-                res = net.train(
-                    X,
-                    y,
-                    W0,
-                    a,
-                    eta=ratio / lm,
-                    steps=steps,
-                    record_every=steps,
-                    on_divergence="flag",
-                )
-                L = res.loss / res.loss[0]
-            peak[i, j] = np.inf if res.diverged else L.max()
-            final[i, j] = np.inf if res.diverged else L[-1]
-    return peak, final
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = net.train(
+            X, y, W0, a, eta=ratio / lam_max0, steps=steps, record_every=steps, on_divergence="flag"
+        )
+    if res.diverged:
+        return False, float("inf")
+    L = res.loss / res.loss[0]
+    return bool(L[-1] < CONVERGED), float(L.max())
 
 
-def window_close(ratios, final) -> float:
-    """Smallest swept ``eta lambda_max(H(0))`` from which on no init converges (``inf`` if none)."""
-    failed = ~np.any(final < CONVERGED, axis=0)  # (len(ratios),): no init converged
-    for j in range(len(ratios)):
-        if np.all(failed[j:]):
-            return float(ratios[j])
-    return float("inf")
+def window_end(X, y, W0, a, *, lam_max0: float, steps: int, converged_at_catapult: bool):
+    """The largest ``eta lambda_max(H(0))`` at which GD converges, by bisection in ``log eta``.
+
+    The bracket is ``[RATIO_CATAPULT, RATIO_TOP]``: a pair that does not converge at the
+    catapult step ends its window there (``RATIO_CATAPULT``), one that still converges at
+    ``RATIO_TOP`` is reported at ``RATIO_TOP`` (censored); otherwise ``BISECTIONS`` halvings
+    keep a converged ``lo`` and a failed ``hi`` and return their geometric mean. Whether
+    GD converges need not be monotone in ``eta``, so this is a crossing, not the only one.
+
+    Returns
+    -------
+    end : float; tried : list of ``(ratio, converged, peak)``, the runs of the bisection.
+    """
+    if not converged_at_catapult:
+        return RATIO_CATAPULT, []
+    ok, peak = converges(X, y, W0, a, ratio=RATIO_TOP, lam_max0=lam_max0, steps=steps)
+    tried = [(RATIO_TOP, ok, peak)]
+    if ok:
+        return RATIO_TOP, tried
+    lo, hi = RATIO_CATAPULT, RATIO_TOP
+    for _ in range(BISECTIONS):
+        mid = float(np.sqrt(lo * hi))
+        ok, peak = converges(X, y, W0, a, ratio=mid, lam_max0=lam_max0, steps=steps)
+        tried.append((mid, ok, peak))
+        lo, hi = (mid, hi) if ok else (lo, mid)
+    return float(np.sqrt(lo * hi)), tried
 
 
 def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> dict:
-    """One catapult run, one stable run, the linearised model, and a sweep over eta."""
+    """A catapult run, a stable run, the linearised model and the window's end, for every pair."""
     cfg = CONFIG["quick" if quick else "full"]
-    n, d, m, steps, ratios = cfg["n"], cfg["d"], cfg["m"], cfg["steps"], cfg["ratios"]
+    n, d, m, steps = cfg["n"], cfg["d"], cfg["m"], cfg["steps"]
+    n_pairs = cfg["sets"] * cfg["inits"]
 
-    # %% Set-up: data, the inits of the sweep (the first one is watched), lambda_max(H(0))
-    rng = np.random.default_rng(seed)
-    X = data.unit_sphere(n, d, rng=rng)
-    y = data.gaussian_labels(n, rng=rng)
-    inits = [net.init_net(d, m, rng=rng) for _ in range(cfg["inits"])]
-    W0, a = inits[0]
-    lam0_max = lambda_max(X, W0)
-    eta = RATIO_CATAPULT / lam0_max
-    eta_stable = RATIO_STABLE / lam0_max
+    rows = []  # one dict per (data set, init) pair
+    for s, rng in enumerate(np.random.default_rng(seed).spawn(cfg["sets"])):
+        # %% Set-up: one data set, its inits, lambda_max(H(0)) of each
+        X = data.unit_sphere(n, d, rng=rng)
+        y = data.gaussian_labels(n, rng=rng)
+        for j in range(cfg["inits"]):
+            progress(len(rows), n_pairs, f"data set {s}, init {j}")
+            W0, a = net.init_net(d, m, rng=rng)
+            H0 = kernels.gram_h(X, W0)
+            lam_max0 = float(np.linalg.eigvalsh(H0)[-1])
+            eta = RATIO_CATAPULT / lam_max0
+            watched = not rows  # the first pair's kernel is tracked at every step (figure)
 
-    # %% Train: the catapult run and the stable run, watching the kernel
-    loss_c, lam_c, _ = train_tracking_kernel(X, y, W0, a, eta=eta, steps=steps)
-    progress(1, 3, "catapult run")
-    loss_s, lam_s, _ = train_tracking_kernel(X, y, W0, a, eta=eta_stable, steps=steps)
-    progress(2, 3, "stable run")
+            # %% Train: the catapult run and the stable run
+            loss_c, lam_c, _ = train_tracking_kernel(
+                X, y, W0, a, eta=eta, steps=steps, track=watched
+            )
+            loss_s, lam_s, _ = train_tracking_kernel(
+                X, y, W0, a, eta=RATIO_STABLE / lam_max0, steps=steps, track=watched
+            )
+            ratio_c, ratio_s = loss_c / loss_c[0], loss_s / loss_s[0]
+            done = loss_c.size == steps + 1 and bool(ratio_c[-1] < CONVERGED)
 
-    # %% The linearised model at the catapult step, and the sweep over eta
-    H0 = kernels.gram_h(X, W0)
-    lin = linearised_log10_loss_ratio(H0, net.predict(X, W0, a) - y, eta=eta, steps=steps)
-    peak, final = sweep(X, y, inits, [lambda_max(X, W) for W, _ in inits], ratios, steps=steps)
-    progress(3, 3, "sweep")
+            # %% The linearised model at the catapult step, and the window's end
+            r0 = net.predict(X, W0, a) - y
+            lin = linearised_log10_loss_ratio(H0, r0, eta=eta, steps=steps)
+            end, tried = window_end(
+                X, y, W0, a, lam_max0=lam_max0, steps=steps, converged_at_catapult=done
+            )
+            rows.append(
+                {
+                    "spike": float(ratio_c.max()) if np.all(np.isfinite(ratio_c)) else np.inf,
+                    "spike_step": int(np.argmax(ratio_c)),
+                    "converged": done,
+                    "final": float(ratio_c[-1]) if loss_c.size == steps + 1 else np.inf,
+                    "edge": float(lam_c[-1] * eta / 2.0),
+                    "shrink": float(lam_c[-1] / lam_c[0]),
+                    "stable_spike": float(ratio_s.max()),
+                    "stable_after_start": float(ratio_s[1:].max()),
+                    "stable_final": float(ratio_s[-1]),
+                    "stable_shrink": float(lam_s[-1] / lam_s[0]),
+                    "lin": float(lin[-1]),
+                    "end": end,
+                    "tried": tried,
+                    "series": (ratio_c, ratio_s, lin, lam_c * eta, lam_s * RATIO_STABLE / lam_max0)
+                    if watched
+                    else None,
+                }
+            )
+    progress(n_pairs, n_pairs, "done")
 
-    # %% Measure
-    ratio_c = loss_c / loss_c[0]
-    r = np.asarray(ratios)
-    catapulted = (peak > SPIKE) & (final < CONVERGED)  # (inits, len(ratios))
+    # %% Measure: medians, extremes and fractions over the pairs
+    def col(key):  # (n_pairs,)
+        return np.array([row[key] for row in rows], dtype=float)
+
+    converged = col("converged").astype(bool)
+    catapulted = converged & (col("spike") > SPIKE)
+    ends = col("end")
+    ratio_c, ratio_s, lin, eta_lam_c, eta_lam_s = rows[0]["series"]
+    nan = float("nan")
     return {
         "eta_lambda_max_H0": RATIO_CATAPULT,
-        "lambda_max_H0": lam0_max,
-        "spike_ratio": float(ratio_c.max()),
-        "spike_step": int(np.argmax(ratio_c)),
-        "final_loss_ratio": float(ratio_c[-1]),
-        "steps_completed": int(loss_c.size - 1),
-        "kernel_final_over_2_eta": float(lam_c[-1] * eta / 2.0),
-        "kernel_shrink": float(lam_c[-1] / lam_c[0]),
-        "lin_log10_loss_ratio": float(lin[-1]),
-        "stable_spike_ratio": float(np.max(loss_s / loss_s[0])),
-        "stable_final_loss_ratio": float(loss_s[-1] / loss_s[0]),
-        "stable_kernel_shrink": float(lam_s[-1] / lam_s[0]),
-        "sweep_peak_below_2": float(peak[:, r < 2.0].max()),
-        "sweep_catapult_fraction_2_to_4": float(np.mean(catapulted[:, (r > 2.0) & (r <= 4.0)])),
-        "sweep_window_close": window_close(ratios, final),
-        # series
-        "step": np.arange(loss_c.size),
+        "pairs": n_pairs,
+        # the catapult step: spike, convergence (a probability over the pairs), the kernel
+        "spike_ratio": float(np.median(col("spike"))),
+        "log10_spike_ratio": float(np.log10(np.median(col("spike")))),
+        "spike_ratio_min": float(np.min(col("spike"))),
+        "catapult_converged_fraction": float(np.mean(converged)),
+        "catapulted_fraction": float(np.mean(catapulted)),
+        "final_loss_ratio_median": float(np.median(col("final"))),
+        # the third-best pair: above -6 when fewer than 3 of the 10 (quick) pairs converge
+        "log10_final_loss_ratio_third": float(np.log10(np.sort(col("final"))[2])),
+        "kernel_final_over_2_eta": float(np.max(col("edge")[converged]))
+        if converged.any()
+        else nan,
+        "kernel_shrink": float(np.median(col("shrink")[converged])) if converged.any() else nan,
+        "kernel_shrink_max": float(np.max(col("shrink")[converged])) if converged.any() else nan,
+        "lin_log10_loss_ratio": float(np.min(col("lin"))),
+        # the stable step
+        "stable_spike_ratio": float(np.max(col("stable_spike"))),
+        # max_{k >= 1} L(k) / L(0): below 1 unless the stable run rises above its start
+        "stable_loss_max_after_start": float(np.max(col("stable_after_start"))),
+        "stable_final_loss_ratio": float(np.max(col("stable_final"))),
+        "stable_kernel_shrink": float(np.min(col("stable_shrink"))),
+        # the window's end, by bisection per pair
+        "window_end_median": float(np.median(ends)),
+        "window_end_fraction_above_4": float(np.mean(ends > 4.0)),
+        "window_end_fraction_below_top": float(np.mean(ends < RATIO_TOP)),
+        # series: the first pair's runs, and every pair's bisection
+        "step": np.arange(ratio_c.size),
         "loss_ratio_catapult": ratio_c,
-        "loss_ratio_stable": loss_s / loss_s[0],
+        "loss_ratio_stable": ratio_s,
         "lin_log10_loss_ratio_series": lin,
-        "eta_lam_catapult": lam_c * eta,
-        "eta_lam_stable": lam_s * eta_stable,
+        "eta_lam_catapult": eta_lam_c,
+        "eta_lam_stable": eta_lam_s,
         "ratio_stable": RATIO_STABLE,
-        "sweep_ratios": r,
-        "sweep_peak": peak,
-        "sweep_final": final,
-        "sweep_catapulted": catapulted,
+        "window_ends": ends,
+        "converged_at_catapult": converged,
+        "spikes": col("spike"),
+        "tried": [np.array(row["tried"], dtype=float).reshape(-1, 3) for row in rows],
     }
 
 
@@ -240,26 +296,32 @@ def plot(result: dict):
     ax.legend(fontsize=7)
 
     ax = axes[2]
-    ratios = np.asarray(result["sweep_ratios"])
-    peak = np.asarray(result["sweep_peak"], dtype=float)
-    final = np.asarray(result["sweep_final"], dtype=float)
-    colors = width_colors(peak.shape[0])
-    top = 1e10  # peaks above this (or overflowing) are drawn on the top line
-    for i in range(peak.shape[0]):
-        ok = np.isfinite(final[i]) & (final[i] < CONVERGED)
-        shown = np.where(np.isfinite(peak[i]), np.minimum(peak[i], top), top)
-        ax.semilogy(ratios, shown, "-", color=colors[i], lw=0.8, alpha=0.7)
-        ax.semilogy(ratios[ok], shown[ok], "o", color=colors[i], ms=4)
-        ax.semilogy(ratios[~ok], shown[~ok], "x", color=colors[i], ms=6)
-    ax.axvline(2.0, color="k", ls=":", lw=1)
-    ax.axhline(SPIKE, color="C3", ls="--", lw=0.8, label=f"spike threshold {SPIKE:g}")
+    ends = np.asarray(result["window_ends"], dtype=float)
+    for i, tried in enumerate(result["tried"]):
+        tried = np.asarray(tried, dtype=float).reshape(-1, 3)  # (runs, 3): ratio, converged, peak
+        ok = tried[:, 1] > 0
+        ax.plot(tried[ok, 0], np.full(ok.sum(), i), "o", color="C0", ms=3)
+        ax.plot(tried[~ok, 0], np.full((~ok).sum(), i), "x", color="C3", ms=4)
+        done = bool(result["converged_at_catapult"][i])
+        ax.plot([RATIO_CATAPULT], [i], "o" if done else "x", color="C0" if done else "C3", ms=3)
+        ax.plot([ends[i]], [i], "|", color="k", ms=9)
+    ax.axvline(4.0, color="C2", ls="--", lw=0.8, label="4: end for a linear net")
+    ax.axvline(
+        result["window_end_median"],
+        color="k",
+        lw=0.8,
+        label=f"median end {result['window_end_median']:.2f}",
+    )
+    ax.set_xscale("log")
+    ax.set_xticks([2, 3, 4, 6, 8, 12], ["2", "3", "4", "6", "8", "12"])
+    ax.set_xticks([], minor=True)
     ax.set(
         xlabel=r"$\eta\,\lambda_{max}(H(0))$",
-        ylabel=r"$\max_k L(k)/L(0)$ (capped at 1e10)",
-        title="(c) sweep: o converged, x did not",
-        ylim=(0.5, 3 * top),
+        ylabel="(data set, init) pair",
+        title="(c) window's end: o converged, x not",
+        xlim=(2.5, 14),
     )
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="lower right")
     return fig
 
 

@@ -28,18 +28,21 @@ from shared.plotting import subplots, width_colors
 
 CONFIG = {
     # (a) widths, w_steps GD steps, w_inits nets per width, n_checks train-distance
-    # checkpoints; (b) alphas at width m_scale, s_steps GD steps; n_test test inputs
+    # checkpoints; (b) alphas at width m_scale, s_steps GD steps, s_inits (data set, init) pairs
+    # whose exponents are reported as medians; n_test test inputs
     "quick": {
         "n": 20,
         "d": 10,
         "n_test": 50,
-        "widths": [100, 200, 400, 800, 1600],
+        "widths": [100, 200, 400, 800, 1600, 3200],
         "w_steps": 100,
+        "w_sets": 3,
         "w_inits": 2,
         "n_checks": 10,
         "alphas": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
         "m_scale": 500,
         "s_steps": 200,
+        "s_inits": 5,
     },
     "full": {
         "n": 20,
@@ -47,11 +50,13 @@ CONFIG = {
         "n_test": 50,
         "widths": [100, 200, 400, 800, 1600, 3200, 6400, 12800],
         "w_steps": 300,
+        "w_sets": 1,
         "w_inits": 4,
         "n_checks": 10,
         "alphas": [0.03, 0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
         "m_scale": 1000,
         "s_steps": 500,
+        "s_inits": 1,
     },
 }
 
@@ -255,55 +260,73 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     n, d, n_test = cfg["n"], cfg["d"], cfg["n_test"]
     rng_width, rng_scale = np.random.default_rng(seed).spawn(2)
 
-    # %% (a) Width sweep: GD at each width against its linearisation
-    wid = width_sweep(
-        rng_width,
-        widths=cfg["widths"],
-        n=n,
-        d=d,
-        n_test=n_test,
-        steps=cfg["w_steps"],
-        n_inits=cfg["w_inits"],
-        n_checks=cfg["n_checks"],
-        progress=progress,
-    )
+    # %% (a) Width sweep: GD at each width against its linearisation, on w_sets data sets
+    sweeps = [
+        width_sweep(
+            rng,
+            widths=cfg["widths"],
+            n=n,
+            d=d,
+            n_test=n_test,
+            steps=cfg["w_steps"],
+            n_inits=cfg["w_inits"],
+            n_checks=cfg["n_checks"],
+            progress=progress,
+        )
+        for rng in rng_width.spawn(cfg["w_sets"])
+    ]
+    wid = sweeps[0]  # the curves of the figure: the first data set
 
-    # %% (b) Scale sweep: one data set and one net, scaled GD at every alpha, tanh and ReLU
-    X = data.unit_sphere(n, d, rng=rng_scale)
-    y = data.gaussian_labels(n, rng=rng_scale)
-    Xt = data.unit_sphere(n_test, d, rng=rng_scale)
-    W0, a0 = net.init_net(d, cfg["m_scale"], rng=rng_scale)
+    # %% (b) Scale sweep: per (data set, init) pair, scaled GD at every alpha, tanh and ReLU
     alphas = np.asarray(cfg["alphas"])
     steps = cfg["s_steps"]
-    tanh = scale_point("tanh", X, y, Xt, W0, a0, alphas, steps=steps)
-    relu = scale_point("relu", X, y, Xt, W0, a0, alphas, steps=steps)
-
-    # %% Measure: exponents on the lazy side, values at the smallest alpha
     lazy = alphas >= 1.0  # the lazy side, where the exponents are fitted
     far = alphas >= 3.0  # the 1/alpha term of the tanh kernel drift dominates the 1/alpha^2 one
 
     def slope(x, v):
         return fit.power_law(x, v)[0]
 
+    pairs = []  # per pair: its curves and its scalars
+    for rng in rng_scale.spawn(cfg["s_inits"]):
+        X = data.unit_sphere(n, d, rng=rng)
+        y = data.gaussian_labels(n, rng=rng)
+        Xt = data.unit_sphere(n_test, d, rng=rng)
+        W0, a0 = net.init_net(d, cfg["m_scale"], rng=rng)
+        tanh = scale_point("tanh", X, y, Xt, W0, a0, alphas, steps=steps)
+        relu = scale_point("relu", X, y, Xt, W0, a0, alphas, steps=steps)
+        q = {
+            "tanh_rel_change_exponent": slope(alphas[lazy], tanh["rel_change"][lazy]),
+            "tanh_lin_dist_exponent": slope(alphas[lazy], tanh["lin_dist_test"][lazy]),
+            "tanh_rel_change_small_alpha": float(tanh["rel_change"][0]),
+            "tanh_kernel_drift_small_alpha": float(tanh["kernel_drift"][0]),
+            "relu_rel_change_exponent": slope(alphas[lazy], relu["rel_change"][lazy]),
+            "relu_lin_dist_exponent": slope(alphas[lazy], relu["lin_dist_test"][lazy]),
+            "relu_rel_change_small_alpha": float(relu["rel_change"][0]),
+            "relu_kernel_drift_small_alpha": float(relu["kernel_drift"][0]),
+            "tanh_kernel_drift_exponent": slope(alphas[far], tanh["kernel_drift"][far]),
+            # nan where no pattern flips at the largest alpha: the ReLU kernel did not move at all
+            "relu_kernel_drift_exponent": slope(alphas[far], relu["kernel_drift"][far])
+            if np.all(relu["kernel_drift"][far] > 0)
+            else float("nan"),
+        }
+        q["relu_minus_tanh_lin_dist_exponent"] = (
+            q["relu_lin_dist_exponent"] - q["tanh_lin_dist_exponent"]
+        )
+        pairs.append((tanh, relu, q))
+
+    # %% Measure: the width exponents; the scale sweep's medians over the pairs
+    def width_slope(key):  # the median over the data sets of the slope on one
+        return float(np.median([slope(w["m"], w[key]) for w in sweeps]))
+
     out = {
-        "width_rel_change_exponent": slope(wid["m"], wid["rel_change"]),
-        "width_kernel_drift_exponent": slope(wid["m"], wid["kernel_drift"]),
-        "width_lin_dist_train_exponent": slope(wid["m"], wid["lin_dist_train"]),
-        "width_lin_dist_test_exponent": slope(wid["m"], wid["lin_dist_test"]),
-        "tanh_rel_change_exponent": slope(alphas[lazy], tanh["rel_change"][lazy]),
-        "tanh_lin_dist_exponent": slope(alphas[lazy], tanh["lin_dist_test"][lazy]),
-        "tanh_rel_change_small_alpha": float(tanh["rel_change"][0]),
-        "tanh_kernel_drift_small_alpha": float(tanh["kernel_drift"][0]),
-        "relu_rel_change_exponent": slope(alphas[lazy], relu["rel_change"][lazy]),
-        "relu_lin_dist_exponent": slope(alphas[lazy], relu["lin_dist_test"][lazy]),
-        "relu_rel_change_small_alpha": float(relu["rel_change"][0]),
-        "relu_kernel_drift_small_alpha": float(relu["kernel_drift"][0]),
-        "tanh_kernel_drift_exponent": slope(alphas[far], tanh["kernel_drift"][far]),
-        "relu_kernel_drift_exponent": slope(alphas[far], relu["kernel_drift"][far]),
+        "width_rel_change_exponent": width_slope("rel_change"),
+        "width_kernel_drift_exponent": width_slope("kernel_drift"),
+        "width_lin_dist_train_exponent": width_slope("lin_dist_train"),
+        "width_lin_dist_test_exponent": width_slope("lin_dist_test"),
     }
-    out["relu_minus_tanh_lin_dist_exponent"] = (
-        out["relu_lin_dist_exponent"] - out["tanh_lin_dist_exponent"]
-    )
+    for key in pairs[0][2]:
+        out[key] = float(np.median([q[key] for _, _, q in pairs]))
+    tanh, relu, _ = pairs[0]  # the curves of the figure: the first pair
     # series for the figure: width_<curve> over m, tanh_<curve> and relu_<curve> over alpha
     out["m"] = wid["m"]
     for key in ("rel_change", "kernel_drift", "lin_dist_train", "lin_dist_test"):
