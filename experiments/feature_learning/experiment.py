@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from shared import data, features, kernels, net
 from shared.plotting import subplots
@@ -78,27 +77,45 @@ def train_scaled(X, y, W0, a0, *, alpha: float, eta: float, checkpoints) -> tupl
     return Ws, np.concatenate(losses)
 
 
+#: The sign-error level behind the margin quantile: the ``MARGIN_LEVEL`` quantile of ``y u`` is
+#: positive exactly when fewer than that fraction of the points get the wrong sign.
+MARGIN_LEVEL = 0.15
+
+
 def error_and_mse(u: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Sign error ``mean(sign(u) != y)`` and squared error ``mean((u - y)^2)`` (``E y^2 = 1``)."""
     return float(np.mean(np.sign(u) != y)), float(np.mean((u - y) ** 2))
 
 
+def margin_quantile(u: np.ndarray, y: np.ndarray, level: float = MARGIN_LEVEL) -> float:
+    """The ``level`` quantile of the margins ``y_i u_i`` (``u, y : (n_test,)``).
+
+    Positive iff fewer than a fraction ``level`` of the points have the wrong sign (up to the
+    interpolation between two order statistics), so it carries the claim "test error below
+    ``level``" as a continuous number, with the distance from failing in units of ``y``.
+    """
+    return float(np.quantile(y * u, level))
+
+
 def rich_run(X, y, X_test, y_test, W0, a0, *, alpha: float, eta: float, steps: int, u_kernel):
     """One non-lazy run from ``(W0, a0)``: what the checks read at its end.
 
-    Returns a dict of floats: ``error`` and ``mse`` on the test points, ``gain`` (alignment of
+    Returns a dict of floats: ``error``, ``mse`` and ``margin`` (:func:`margin_quantile`) on the
+    test points, ``gain`` (alignment of
     ``H(W(K))`` over that of ``H(W0)`` on the test inputs), ``gap``
     (``||u - u_kernel|| / ||u_kernel||``), ``rel_change`` and ``loss`` (``L(K) / L(0)``).
     """
     Ws, loss = train_scaled(X, y, W0, a0, alpha=alpha, eta=eta, checkpoints=(0, steps))
     u = alpha * net.predict(X_test, Ws[-1], a0)  # (n_test,)
     error, mse = error_and_mse(u, y_test)
+    margin = margin_quantile(u, y_test)
     align = [
         features.kernel_alignment(features.gram_h_cross(X_test, X_test, W), y_test) for W in Ws
     ]
     return {
         "error": error,
         "mse": mse,
+        "margin": margin,
         "gain": align[-1] / align[0],
         "gap": float(np.linalg.norm(u - u_kernel) / np.linalg.norm(u_kernel)),
         "rel_change": float(np.linalg.norm(Ws[-1] - W0) / np.linalg.norm(W0)),
@@ -158,6 +175,7 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         {
             "error": sweep["error"][-1],
             "mse": sweep["mse"][-1],
+            "margin": margin_quantile(u_end[len(alphas) - 1], y_test),
             "gain": sweep["gain"][-1],
             "gap": float(
                 np.linalg.norm(u_end[len(alphas) - 1] - u_kernel) / np.linalg.norm(u_kernel)
@@ -198,6 +216,8 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
 
     # %% Measure
     lazy, rich = 0, len(alphas) - 1
+    log_gain = np.log(sweep["gain"])  # (len(alphas),), alphas from 1 down
+    lazy_gap = float(np.linalg.norm(u_end[lazy] - u_kernel) / np.linalg.norm(u_kernel))
     out = {}
     if len(sizes):
         out["kernel_error_largest_n"] = float(size_kernel_error[-1])
@@ -214,14 +234,21 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "lazy_test_mse": sweep["mse"][lazy],
         "rich_test_error": rich_median["error"],
         "rich_test_mse": rich_median["mse"],
+        "rich_test_margin_q15": rich_median["margin"],
         "lazy_final_loss_ratio": sweep["loss"][lazy],
         "rich_final_loss_ratio": rich_median["loss"],
-        "lazy_kernel_gap": float(np.linalg.norm(u_end[lazy] - u_kernel) / np.linalg.norm(u_kernel)),
+        "lazy_kernel_gap": lazy_gap,
         "rich_kernel_gap": rich_median["gap"],
+        # the same data set and test points: how many times further the non-lazy net's test
+        # predictions are from the kernel predictor than the lazy net's
+        "kernel_gap_rich_over_lazy": rich_median["gap"] / lazy_gap,
         "alignment_init": align0,
         "lazy_alignment_gain": sweep["gain"][lazy],
         "rich_alignment_gain": rich_median["gain"],
-        "alignment_gain_vs_alpha_spearman": float(spearmanr(alphas, sweep["gain"]).statistic),
+        # d log(gain) / d log(alpha), least squares over the alphas; and the smallest rise of
+        # log(gain) from one alpha to the next smaller one (> 0 iff the gain rises at every step)
+        "alignment_gain_alpha_exponent": float(np.polyfit(np.log(alphas), log_gain, 1)[0]),
+        "alignment_gain_log_step_min": float(np.min(np.diff(log_gain))),
         "lazy_rel_change": sweep["rel_change"][lazy],
         "rich_rel_change": rich_median["rel_change"],
         "rich_test_error_max": max(r["error"] for r in rich_rows),
