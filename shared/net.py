@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared import _engine, optim
+from shared import _engine, _fspace, optim
 from shared import _validate as v
 from shared.kernels import gram_g, gram_h
 
@@ -250,6 +250,9 @@ def gd_reference(
 
 
 # --------------------------------------------------------------------------- GD, fast
+STEPS = ("auto", "weights", "function")  # train's step: chosen by cost, or forced
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` records.
@@ -306,6 +309,7 @@ def train(
     callback: Callable[[int, np.ndarray, np.ndarray, np.ndarray], object] | None = None,
     block: int | None = None,
     threads: int | None = None,
+    step: str = "auto",
 ) -> TrainResult:
     """Full-batch gradient descent ``W(k+1) = W(k) - eta dL/dW`` (Du et al. 2019, Eq. (6)).
 
@@ -386,6 +390,19 @@ def train(
             raise TypeError(f"{name}: expected a callable or None, got {type(fn).__name__}")
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"on_divergence: expected 'raise' or 'flag', got {on_divergence!r}")
+    if not isinstance(step, str) or step not in STEPS:
+        raise ValueError(f"step: expected one of {', '.join(map(repr, STEPS))}, got {step!r}")
+    if step == "auto":
+        step = _fspace.choose(
+            n=X.shape[0],
+            d=X.shape[1],
+            m=W0.shape[0],
+            steps=steps,
+            record_every=record_every,
+            train_a=train_a,
+            track_kernel=track_kernel,
+            callback=callback is not None,
+        )
 
     eps, y_loss = float(np.finfo(X.dtype).eps), 0.5 * float(y @ y)
 
@@ -409,6 +426,7 @@ def train(
         callback=callback,
         block=block,
         threads=threads,
+        step=step,
     )
     k = run.diverged_step
     if k == 0:
