@@ -46,13 +46,13 @@ from shared.kernels import gram_h_pattern
 
 REFRESH = 200  # steps between recomputations of Z = X W^T (see the module docstring)
 
-# Cost model of the automatic choice, in flops of a matrix product: an elementwise pass
-# over one (n, m) element (read, maybe write, in cache) costs about as much as PASS
-# flops of a product on this kind of core (about 40 GFLOP/s per core against about
-# 1 element per ns); measured on the benchmark shapes (tests/benchmark_speed.py).
-PASS = 40.0
+# Cost model of the automatic choice, in flops of a matrix product. An elementwise pass
+# over one element (read, maybe write, in cache) costs about as much as PASS flops of a
+# product: on one core with AVX-512 a product runs at about 77 flops per ns and a pass at
+# about 0.36 ns per element (tests/benchmark_speed.py shapes, one thread, float64).
+PASS = 28.0
 PASSES_WEIGHTS = 5  # 0/1 pattern copy, W rows, pattern (bool), relu, relu(Z) a
-PASSES_FUNCTION = 8  # Q (two), C, Z -= K Q, pattern, relu, relu(Z) a; one more with a
+PASSES_FUNCTION = 8  # Q (three), C, Z - K Q, pattern, relu, relu(Z) a; one more with a
 
 
 def cost(
@@ -69,34 +69,37 @@ def cost(
 ) -> float:
     """Flops (product-equivalent) of a run of ``steps`` steps with ``records`` records.
 
-    ``"weights"``: per step two products ``4 n d m`` and :data:`PASSES_WEIGHTS` passes;
-    per record the flip count (one pass) and the moves (``2 m d``), with
-    ``track_kernel`` also ``gram_h(X, W)`` (``2 n d m`` for the pattern and ``n^2 m``
-    for the counts). ``"function"``: ``K = X X^T`` (``n^2 d``), the first and
-    last products (``4 n d m``), per step ``2 n^2 m`` and :data:`PASSES_FUNCTION`
-    passes (one more with ``train_a``), a refresh (``4 n d m``) every
-    :data:`REFRESH` steps; per record the flips and the moves (three passes), with
-    ``track_kernel`` the counts (``n^2 m``), with a ``callback`` ``W`` (``2 n d m``).
+    ``"weights"``: per step two products (``4 n d m``) and :data:`PASSES_WEIGHTS`
+    passes over ``(n, m)``; per record the flip count (one pass over ``(n, m)``) and
+    the moves (two over ``(m, d)``), with ``track_kernel`` also ``gram_h(X, W)``
+    (``2 n d m`` for the pattern, ``n^2 m`` for its counts). ``"function"``:
+    ``K = X X^T`` (``n^2 d``) and ``W`` at the end (``2 n d m``); per step one
+    product (``2 n^2 m``) and :data:`PASSES_FUNCTION` passes (one more with
+    ``train_a``); a refresh (``4 n d m``) every :data:`REFRESH` steps; per record
+    three passes (flips, moves), with ``track_kernel`` the counts (``n^2 m``), with
+    a ``callback`` ``W`` (``2 n d m``). Both: each pass costs :data:`PASS` flops per
+    element. The first forward pass is the same for both and left out.
     """
-    nm = n * m
-    kernel = n * n * m if track_kernel else 0.0
+    nm, md = n * m, m * d
+    counts = n * n * m if track_kernel else 0.0
     if step == "weights":
         per_step = 4.0 * n * d * m + PASS * PASSES_WEIGHTS * nm
-        per_record = PASS * nm + 2.0 * m * d + (kernel + 2.0 * n * d * m if track_kernel else 0)
+        per_record = PASS * (nm + 2 * md) + (counts + 2.0 * n * d * m if track_kernel else 0.0)
         return steps * per_step + records * per_record
     passes = PASSES_FUNCTION + (1 if train_a else 0)
     per_step = 2.0 * n * n * m + PASS * passes * nm
-    per_record = 3.0 * PASS * nm + kernel + (2.0 * n * d * m if callback else 0.0)
-    fixed = n * n * d + 4.0 * n * d * m + (steps // REFRESH) * 4.0 * n * d * m
+    per_record = PASS * 3 * nm + counts + (2.0 * n * d * m if callback else 0.0)
+    fixed = n * n * d + 2.0 * n * d * m + (steps // REFRESH) * 4.0 * n * d * m
     return fixed + steps * per_step + records * per_record
 
 
 def choose(*, n: int, d: int, m: int, steps: int, record_every: int, **kw) -> str:
     """``"function"`` where :func:`cost` says it is cheaper, else ``"weights"``.
 
-    Per step the function-space step wins when ``2 n^2 m + 8 PASS n m < 4 n d m +
-    5 PASS n m``, i.e. ``n < 2 d - 1.5 PASS / 2 ~ 2 d - 30``: about ``n < 2 d`` for the
-    sizes where the products dominate, the weight-space step for small ``d``.
+    Per step the function-space step is cheaper when ``2 n^2 m + 8 PASS n m <
+    4 n d m + 5 PASS n m``, i.e. ``n < 2 d - 1.5 PASS = 2 d - 42``: below about
+    ``2 d`` where the products dominate; the records and a callback (which needs
+    ``W``) move the line, as :func:`cost` counts.
     """
     if steps == 0:
         return "weights"
@@ -198,7 +201,9 @@ class FunctionStep:
                     g = np.matmul(r, T, out=self._grad_a[s:e])  # (b,)
                     np.multiply(g, -self.eta * c, out=a_next[s:e])
                     a_next[s:e] += a[s:e]
-                Q = np.multiply(ws.pattern(s, e), a[s:e], out=self._scratch(self._Q, j, s, e))
+                Q = self._scratch(self._Q, j, s, e)
+                np.copyto(Q, ws.pattern(s, e))  # 0/1 (faster than a bool-float product)
+                Q *= a[s:e]
                 Q *= rr[:, None]  # (n, b), eta c diag(r) M diag(a)
                 np.add(self.view(C, s, e), Q, out=self.view(C_next, s, e))
                 if refresh:
