@@ -17,7 +17,9 @@ by the order of the sums.
 Contents, in the order a step uses them: :class:`Workspace` (buffers and
 threads), the forward pass, the backward pass (:class:`FirstLayer` or
 :class:`BothLayers`, whichever layers train), :func:`descend` (the fused step),
-:class:`Recorder` (the traces) and :func:`gd` (the loop). Private:
+:class:`Recorder` (the traces), :class:`WeightStep` (the state of a run) and
+:func:`gd` (the loop, which runs a :class:`WeightStep` or the function-space
+:class:`shared._fspace.FunctionStep` on the same blocks and threads). Private:
 :func:`shared.net.train` and :func:`shared.net.gradients` are the interface.
 """
 
