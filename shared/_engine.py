@@ -42,7 +42,9 @@ from shared.kernels import gram_h
 _BLOCK_ELEMENTS = 2**18  # pre-activations per block by default: 2 MiB of float64
 
 
-def blocks(n: int, m: int, block: int | None) -> list[tuple[int, int]]:
+def blocks(
+    n: int, m: int, block: int | None, *, elements: int = _BLOCK_ELEMENTS
+) -> list[tuple[int, int]]:
     """The neuron blocks ``[s, e)`` of the step: equal sizes (to one neuron), ``block`` at most.
 
     By default a block holds about ``2^18`` pre-activations (``n x b``, 2 MiB in
@@ -51,8 +53,10 @@ def blocks(n: int, m: int, block: int | None) -> list[tuple[int, int]]:
     three benchmark shapes, against a single block of all neurons and against
     halving or doubling the size. The blocks depend on ``(n, m, block)`` only,
     never on the number of threads, so every thread count gives the same numbers.
+    ``elements`` replaces the ``2^18`` (the function-space step's blocks are larger:
+    :data:`shared._fspace.BLOCK_ELEMENTS`).
     """
-    count = -(-m // block) if block is not None else max(1, -(-n * m // _BLOCK_ELEMENTS))
+    count = -(-m // block) if block is not None else max(1, -(-n * m // elements))
     count = min(count, m)
     edges = [m * i // count for i in range(count + 1)]
     return list(itertools.pairwise(edges))
@@ -89,9 +93,11 @@ class Workspace:
     the cores); with more than one part it also starts the workers.
     """
 
-    def __init__(self, n: int, d: int, m: int, dtype, *, block=None, threads: int = 1):
+    def __init__(
+        self, n: int, d: int, m: int, dtype, *, block=None, threads: int = 1, elements=None
+    ):
         self.n = n
-        self.blocks = blocks(n, m, block)
+        self.blocks = blocks(n, m, block, elements=elements or _BLOCK_ELEMENTS)
         self.width = max(e - s for s, e in self.blocks)  # neurons in the largest block
         parts = np.array_split(np.arange(len(self.blocks)), min(threads, len(self.blocks)))
         self.parts = [[int(i) for i in p] for p in parts]
@@ -459,11 +465,12 @@ def gd(
     u_prev = bound = diverged_step = diverged_loss = stopped_step = None
     stopped_by_callback = False
     threads = blas_threads() if threads is None else threads
-    with Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
-        if step == "function":
-            from shared._fspace import FunctionStep as Step
-        else:
-            Step = WeightStep
+    if step == "function":
+        from shared._fspace import BLOCK_ELEMENTS as elements
+        from shared._fspace import FunctionStep as Step
+    else:
+        Step, elements = WeightStep, _BLOCK_ELEMENTS
+    with Workspace(n, d, m, X.dtype, block=block, threads=threads, elements=elements) as ws:
         state = Step(X, W0, a0, ws, c=c, eta=eta, train_a=train_a, track_kernel=track_kernel)
         with np.errstate(over="ignore", invalid="ignore"):
             u = state.start()  # (n,), pattern in ws.mask

@@ -45,6 +45,11 @@ from shared import _engine
 from shared.kernels import gram_h_pattern
 
 REFRESH = 200  # steps between recomputations of Z = X W^T (see the module docstring)
+# Pre-activations per neuron block by default (8 MiB of float64): larger than the weight-space
+# step's 2^18, as every block's product K Q_b packs all of K (n^2 numbers) again; at
+# n = 1000, blocks of ~1000 neurons lose ~9% to that against one product of all m neurons,
+# blocks of ~260 lose ~35% (one thread, measured).
+BLOCK_ELEMENTS = 2**20
 
 # Cost model of the automatic choice, in flops of a matrix product. An elementwise pass
 # over one element (read, maybe write, in cache) costs about as much as PASS flops of a
