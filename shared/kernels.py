@@ -233,13 +233,21 @@ class _Counts:
         # A (n, c) C-ordered is A^T (c, n) Fortran-ordered: trans=1 gives (A^T)^T A^T = A A^T
         self.upper = ssyrk(1.0, A.T, beta=1.0, c=self.upper, trans=1, overwrite_c=1)
 
-    def times(self, K: np.ndarray, m: int) -> np.ndarray:
-        """``K * (A A^T) / m (n, n)`` in the dtype of ``K``, exactly symmetric."""
-        H = np.triu(K)  # (n, n), upper triangle
-        H *= self.upper  # the lower triangle of self.upper is never read (zeros of triu)
+    def times(self, K: np.ndarray, m: int, *, overwrite: bool = False) -> np.ndarray:
+        """``K * (A A^T) / m (n, n)`` in the dtype of ``K``, exactly symmetric.
+
+        The upper triangle is computed, then mirrored block by block (no ``(n, n)``
+        temporaries beyond the result; ``K`` itself is the result with ``overwrite``).
+        """
+        H = np.multiply(K, self.upper, out=K if overwrite else None)  # zero below the diagonal
         H /= m
-        below = np.tril_indices(H.shape[0], -1)
-        H[below] = H.T[below]
+        n = H.shape[0]
+        rows = max(8, _ROW_BLOCK_BYTES // (H.itemsize * n))
+        for i0 in range(0, n, rows):
+            i1 = min(i0 + rows, n)
+            H[i1:, i0:i1] = H[i0:i1, i1:].T  # below the diagonal block
+            D = H[i0:i1, i0:i1]
+            np.copyto(D, D.T.copy(), where=np.tri(i1 - i0, k=-1, dtype=bool))  # inside it
         return H
 
 
@@ -282,7 +290,7 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
         A = A_buf[:size].reshape(n, -1)  # (n, c)
         np.greater_equal(Z, 0.0, out=A, casting="unsafe")  # 1{w_r.x_i >= 0} as 0.0 / 1.0
         counts.add(A)
-    return counts.times(X @ X.T, m)
+    return counts.times(X @ X.T, m, overwrite=True)
 
 
 def gram_h_pattern(K: np.ndarray, patterns) -> np.ndarray:
