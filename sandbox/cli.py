@@ -2,6 +2,7 @@
 
     sandbox list
     sandbox run NAME [NAME ...] | --all       [--full] [--seed S] [--out DIR] [--publish]
+                                              [--backend numpy|cupy|torch|array_api_strict]
     sandbox check NAME [NAME ...] | --all     [--full] [--seeds 0-4] [--jobs N] [--calibrated]
     sandbox calibrate NAME [NAME ...] | --all [--full] [--seeds 0-199] [--jobs N]
     sandbox new NAME
@@ -35,6 +36,7 @@ from sandbox.report import seed_table
 from sandbox.runner import Failure, Job, publishable, run_job, write_json_atomic
 from sandbox.seeds import format_seeds, parse_seeds, seed_arg
 from sandbox.workers import run_isolated
+from shared.backend import BACKENDS
 
 __all__ = ["main", "parse_seeds", "run_file"]
 
@@ -141,14 +143,23 @@ def cmd_run(args) -> int:
         for exp in exps
     ]
     jobs = [
-        Job(args.root, exp.name, not args.full, args.seed, out_dir=out, progress=True)
+        Job(
+            args.root,
+            exp.name,
+            not args.full,
+            args.seed,
+            out_dir=out,
+            progress=True,
+            backend=args.backend,
+        )
         for exp, out in zip(exps, outs, strict=True)
     ]
     failed, errors = [], []
 
     def header(i):
         exp = exps[i]
-        print(f"== {exp.name} ({mode}, seed {args.seed}): {exp.title}", flush=True)
+        on = "" if args.backend == "numpy" else f", backend {args.backend}"
+        print(f"== {exp.name} ({mode}, seed {args.seed}{on}): {exp.title}", flush=True)
 
     if jobs:
         header(0)
@@ -397,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--publish",
         action="store_true",
         help="copy a full run's figure and results beside the README (only if its checks pass)",
+    )
+    r.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="numpy",
+        help="array library of the experiments that accept one (linear_convergence): cupy or "
+        "torch put the training on a GPU, array_api_strict checks the array API (default: numpy)",
     )
     r.set_defaults(func=cmd_run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import numbers
@@ -160,8 +161,13 @@ def run_experiment(
     out_dir: Path | None = None,
     figure: bool = True,
     progress=None,
+    backend: str = "numpy",
 ) -> RunRecord:
     """Import and run ``exp``; with ``out_dir``, write ``results.json``, then ``figure.png``.
+
+    ``backend`` (a name of :data:`shared.backend.BACKENDS`) other than numpy is
+    passed to ``run(backend=...)``; an experiment whose ``run()`` takes no
+    ``backend`` argument cannot run on another array library, which is an error.
 
     With ``out_dir``, the previous results there are first moved to
     ``out_dir/previous/`` (removed again once the new ones are written), the numbers
@@ -171,13 +177,26 @@ def run_experiment(
     """
     module = exp.load_module()
     mode = "quick" if quick else "full"
+    options = {}
+    if backend != "numpy":
+        if "backend" not in inspect.signature(module.run).parameters:
+            raise ExperimentError(
+                f"{exp.name}: run() takes no backend argument, so it cannot run on "
+                f"{backend!r}; only numpy (add a keyword-only backend='numpy' to its run() "
+                "and pass it to shared.backend)"
+            )
+        options["backend"] = backend
     if out_dir is not None:
         out_dir = Path(out_dir)
         set_aside(out_dir)
     t0 = time.perf_counter()
-    result = module.run(quick=quick, seed=seed, progress=progress or _silent)
+    result = module.run(quick=quick, seed=seed, progress=progress or _silent, **options)
     runtime = time.perf_counter() - t0
     scalars, series = split_result(exp.name, result)
+    environment = {"python": sys.version.split()[0], "numpy": np.__version__}
+    environment["platform"] = platform.platform()
+    if backend != "numpy":
+        environment["backend"] = backend
     payload = {
         "experiment": exp.name,
         "mode": mode,
@@ -187,11 +206,7 @@ def run_experiment(
         "checks": [],
         "quantities": scalars,
         "series": series,
-        "environment": {
-            "python": sys.version.split()[0],
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-        },
+        "environment": environment,
     }
     try:
         _reject_checked_series(exp, series, mode)
@@ -242,6 +257,7 @@ class Job:
     seed: int
     out_dir: Path | None = None  # write results.json and figure.png there
     progress: bool = False  # print progress lines on stderr
+    backend: str = "numpy"  # the array library of run(backend=...) (shared.backend.BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -266,7 +282,12 @@ def run_job(job: Job) -> RunRecord | Failure:
     try:
         exp = get(job.root, job.name)
         rec = run_experiment(
-            exp, quick=job.quick, seed=job.seed, out_dir=job.out_dir, progress=progress
+            exp,
+            quick=job.quick,
+            seed=job.seed,
+            out_dir=job.out_dir,
+            progress=progress,
+            backend=job.backend,
         )
     except ExperimentError as err:
         return Failure(str(err))

@@ -17,7 +17,9 @@ by the order of the sums.
 Contents, in the order a step uses them: :class:`Workspace` (buffers and
 threads), the forward pass, the backward pass (:class:`FirstLayer` or
 :class:`BothLayers`, whichever layers train), :func:`descend` (the fused step),
-:class:`Recorder` (the traces) and :func:`gd` (the loop). Private:
+:class:`Recorder` (the traces), :class:`WeightStep` (the state of a run) and
+:func:`gd` (the loop, which runs a :class:`WeightStep` or the function-space
+:class:`shared._fspace.FunctionStep` on the same blocks and threads). Private:
 :func:`shared.net.train` and :func:`shared.net.gradients` are the interface.
 """
 
@@ -40,7 +42,9 @@ from shared.kernels import gram_h
 _BLOCK_ELEMENTS = 2**18  # pre-activations per block by default: 2 MiB of float64
 
 
-def blocks(n: int, m: int, block: int | None) -> list[tuple[int, int]]:
+def blocks(
+    n: int, m: int, block: int | None, *, elements: int = _BLOCK_ELEMENTS
+) -> list[tuple[int, int]]:
     """The neuron blocks ``[s, e)`` of the step: equal sizes (to one neuron), ``block`` at most.
 
     By default a block holds about ``2^18`` pre-activations (``n x b``, 2 MiB in
@@ -49,8 +53,10 @@ def blocks(n: int, m: int, block: int | None) -> list[tuple[int, int]]:
     three benchmark shapes, against a single block of all neurons and against
     halving or doubling the size. The blocks depend on ``(n, m, block)`` only,
     never on the number of threads, so every thread count gives the same numbers.
+    ``elements`` replaces the ``2^18`` (the function-space step's blocks are larger:
+    :data:`shared._fspace.BLOCK_ELEMENTS`).
     """
-    count = -(-m // block) if block is not None else max(1, -(-n * m // _BLOCK_ELEMENTS))
+    count = -(-m // block) if block is not None else max(1, -(-n * m // elements))
     count = min(count, m)
     edges = [m * i // count for i in range(count + 1)]
     return list(itertools.pairwise(edges))
@@ -87,9 +93,11 @@ class Workspace:
     the cores); with more than one part it also starts the workers.
     """
 
-    def __init__(self, n: int, d: int, m: int, dtype, *, block=None, threads: int = 1):
+    def __init__(
+        self, n: int, d: int, m: int, dtype, *, block=None, threads: int = 1, elements=None
+    ):
         self.n = n
-        self.blocks = blocks(n, m, block)
+        self.blocks = blocks(n, m, block, elements=elements or _BLOCK_ELEMENTS)
         self.width = max(e - s for s, e in self.blocks)  # neurons in the largest block
         parts = np.array_split(np.arange(len(self.blocks)), min(threads, len(self.blocks)))
         self.parts = [[int(i) for i in p] for p in parts]
@@ -301,19 +309,23 @@ class Recorder:
 
     A record visits the blocks of the step on the step's threads, with buffers
     allocated once: per block, the pattern is compared with step 0's into a
-    bool scratch and the moves ``||w_r(k) - w_r(0)||^2`` are summed row by row.
+    bool scratch and the moves ``||w_r(k) - w_r(0)||^2`` are summed row by row
+    (from ``W``, or by ``moves(j, s, e)``, which writes them into ``sq[s:e]``;
+    ``kernel()`` likewise replaces ``gram_h(X, W)``).
     """
 
     def __init__(self, X, W0, ws: Workspace, *, track_kernel: bool):
         self.X, self.W0, self.ws, self.track_kernel = X, W0, ws, track_kernel
         self.mask0 = ws.mask.copy()  # pattern at step 0, filled by the first forward pass
         self._diff = [np.empty(ws.n * ws.width, dtype=bool) for _ in ws.parts]
-        self._D = np.empty_like(W0)  # (m, d), W(k) - W(0)
+        self._D = None  # (m, d), W(k) - W(0), allocated at the first record from W
         self._sq = np.empty(W0.shape[0], dtype=W0.dtype)  # (m,), ||w_r(k) - w_r(0)||^2
         self.steps, self.flips, self.rms, self.max, self.fro, self.lam = [], [], [], [], [], []
 
-    def __call__(self, k: int, W: np.ndarray) -> None:
+    def __call__(self, k: int, W: np.ndarray | None = None, *, moves=None, kernel=None) -> None:
         ws, n = self.ws, self.ws.n
+        if moves is None and self._D is None:
+            self._D = np.empty_like(self.W0)
 
         def work(j, part):
             changed = 0
@@ -323,8 +335,11 @@ class Recorder:
                 changed += np.count_nonzero(
                     np.not_equal(ws.pattern(s, e), ws.pattern(s, e, self.mask0), out=diff)
                 )
-                D = np.subtract(W[s:e], self.W0[s:e], out=self._D[s:e])
-                np.einsum("md,md->m", D, D, out=self._sq[s:e])
+                if moves is None:
+                    D = np.subtract(W[s:e], self.W0[s:e], out=self._D[s:e])
+                    np.einsum("md,md->m", D, D, out=self._sq[s:e])
+                else:
+                    moves(j, s, e, self._sq[s:e])
             return changed
 
         flipped = sum(ws.run(work))
@@ -336,7 +351,8 @@ class Recorder:
         self.fro.append(float(np.sqrt(sq.sum())))
         if self.track_kernel:
             with ws.full_blas():
-                self.lam.append(float(np.linalg.eigvalsh(gram_h(self.X, W))[0]))
+                H = gram_h(self.X, W) if kernel is None else kernel()
+                self.lam.append(float(np.linalg.eigvalsh(H)[0]))
 
 
 # --------------------------------------------------------------------------- the run
@@ -361,6 +377,60 @@ class Run:
     stopped_by_callback: bool
 
 
+class WeightStep:
+    """The run's state in weight space: ``W`` and ``a``, each with a buffer for the next step.
+
+    The step of the module docstring (:func:`descend`). :mod:`shared._fspace`'s
+    :class:`~shared._fspace.FunctionStep` has the same methods: ``start()`` (the
+    forward pass of step 0), ``step(r)`` (returns ``u(k+1)``), ``record(k)`` and
+    ``weights(last_kept=...)``, the iterate of step ``k`` (or of ``k - 1``, the
+    last one kept when step ``k`` diverged).
+    """
+
+    def __init__(self, X, W0, a0, ws: Workspace, *, c, eta, train_a, track_kernel):
+        self.X, self.W0, self.ws, self.c, self.eta = X, W0, ws, c, eta
+        self.train_a, self.track_kernel = train_a, track_kernel
+        self.W, self.W_next = W0.copy(), np.empty_like(W0)
+        self.a, self.a_next = a0.copy(), (np.empty_like(a0) if train_a else None)
+        coef = float(eta) * c
+        if train_a:
+            self.layers = BothLayers(coef=coef, c=c, grad_a=np.empty_like(a0))
+        else:
+            self.layers = FirstLayer(coef=coef)
+        self.rec = None
+
+    def start(self) -> np.ndarray:
+        return forward(self.X, self.W, self.a, self.c, self.ws)  # (n,), pattern in ws.mask
+
+    def step(self, r) -> np.ndarray:
+        u = descend(
+            self.X,
+            r,
+            self.W,
+            self.a,
+            self.ws,
+            self.layers,
+            c=self.c,
+            eta=self.eta,
+            W_next=self.W_next,
+            a_next=self.a_next,
+        )  # u(k+1), pattern of W(k+1) in ws.mask
+        self.W, self.W_next = self.W_next, self.W
+        if self.train_a:
+            self.a, self.a_next = self.a_next, self.a
+        return u
+
+    def weights(self, *, last_kept: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        if not last_kept:
+            return self.W, self.a
+        return self.W_next, (self.a_next if self.train_a else self.a)
+
+    def record(self, k: int) -> None:
+        if self.rec is None:
+            self.rec = Recorder(self.X, self.W0, self.ws, track_kernel=self.track_kernel)
+        self.rec(k, self.W)
+
+
 def gd(
     X,
     y,
@@ -379,30 +449,31 @@ def gd(
     callback: Callable[..., object] | None,
     block: int | None,
     threads: int | None,
+    step: str = "weights",
 ) -> Run:
     """The GD loop of :func:`shared.net.train` on validated inputs; ``c = scale / sqrt(m)``.
 
-    A step ``k`` ends the run as diverged when ``L(k)`` is non-finite or above
-    ``loss_bound(L(0))``. Two buffers per trained array: ``W(k+1)`` is written
-    next to ``W(k)``, so the last iterate kept survives a divergence without a
-    copy per step.
+    ``step`` is ``"weights"`` (:class:`WeightStep`) or ``"function"``
+    (:class:`shared._fspace.FunctionStep`). A step ``k`` ends the run as
+    diverged when ``L(k)`` is non-finite or above ``loss_bound(L(0))``. Both
+    steps keep the iterate of step ``k - 1`` next to that of step ``k``, so the
+    last iterate kept survives a divergence without a copy per step.
     """
     n, d = X.shape
     m = W0.shape[0]
-    W, W_next = W0.copy(), np.empty_like(W0)
-    a, a_next = a0.copy(), (np.empty_like(a0) if train_a else None)
-    coef = float(eta) * c
-    if train_a:
-        layers = BothLayers(coef=coef, c=c, grad_a=np.empty_like(a0))
-    else:
-        layers = FirstLayer(coef=coef)
     losses = np.empty(steps + 1)
-    rec = u_prev = bound = diverged_step = diverged_loss = stopped_step = None
+    u_prev = bound = diverged_step = diverged_loss = stopped_step = None
     stopped_by_callback = False
     threads = blas_threads() if threads is None else threads
-    with Workspace(n, d, m, X.dtype, block=block, threads=threads) as ws:
+    if step == "function":
+        from shared._fspace import BLOCK_ELEMENTS as elements
+        from shared._fspace import FunctionStep as Step
+    else:
+        Step, elements = WeightStep, _BLOCK_ELEMENTS
+    with Workspace(n, d, m, X.dtype, block=block, threads=threads, elements=elements) as ws:
+        state = Step(X, W0, a0, ws, c=c, eta=eta, train_a=train_a, track_kernel=track_kernel)
         with np.errstate(over="ignore", invalid="ignore"):
-            u = forward(X, W, a, c, ws)  # (n,), pattern in ws.mask
+            u = state.start()  # (n,), pattern in ws.mask
         for k in range(steps + 1):
             with np.errstate(over="ignore", invalid="ignore"):
                 r = u - y  # (n,)
@@ -414,39 +485,34 @@ def gd(
                 break
             losses[k] = L
             u_prev = u.copy()
-            if k == 0:
-                rec = Recorder(X, W0, ws, track_kernel=track_kernel)
             if tol is not None and L <= tol * losses[0]:
                 stopped_step = k
             if k % record_every == 0 or k == steps or stopped_step is not None:
-                rec(k, W)
+                state.record(k)
                 if progress is not None:
                     progress(k, steps)
                 if callback is not None:
+                    W, a = state.weights()
                     with ws.full_blas():
                         stopped_by_callback = bool(callback(k, *_read_only(W, a, u)))
             if k == steps or stopped_step is not None or stopped_by_callback:
                 break
             with np.errstate(over="ignore", invalid="ignore"):
-                u = descend(
-                    X, r, W, a, ws, layers, c=c, eta=eta, W_next=W_next, a_next=a_next
-                )  # u(k+1), pattern of W(k+1) in ws.mask
-            W, W_next = W_next, W
-            if train_a:
-                a, a_next = a_next, a
+                u = state.step(r)  # u(k+1), pattern of step k + 1 in ws.mask
 
-    if diverged_step is not None:
-        losses = losses[:diverged_step]
-        if diverged_step > 0:  # back to the last iterate kept, k = diverged_step - 1
-            W, a = W_next, (a_next if train_a else a)
-    else:
-        losses = losses[: k + 1]  # k = steps, or the step that stopped the run
+        if diverged_step is not None:
+            losses = losses[:diverged_step]
+            # back to the last iterate kept, k = diverged_step - 1
+            W, a = state.weights(last_kept=diverged_step > 0)
+        else:
+            losses = losses[: k + 1]  # k = steps, or the step that stopped the run
+            W, a = state.weights()
     return Run(
         losses=losses,
         W=W,
         a=a,
         u=u_prev,
-        recorder=rec,
+        recorder=state.rec,
         diverged_step=diverged_step,
         diverged_loss=diverged_loss,
         stopped_step=stopped_step,

@@ -10,8 +10,10 @@ implementation ``array_api_strict`` the tests use.
 numpy stays the default and the fast path: experiments call
 :func:`shared.kernels.gram_h` and :func:`shared.net.train`, which reuse
 buffers, write in place and record the Lemma 3.2 traces. This module is for
-running the same math on a GPU when the user asks for it; outputs live in the
-namespace, device and dtype of the inputs::
+running the same math on a GPU when the user asks for it (``sandbox run NAME
+--backend cupy``: :data:`BACKENDS`, :func:`arrays_on`); outputs live in the
+namespace, device and dtype of the inputs, except :func:`train`'s record,
+which is :func:`shared.net.train`'s, on the host::
 
     import cupy as cp
     from shared import backend
@@ -26,6 +28,7 @@ it is installed (it adds PyTorch and older CuPy / JAX) and never required.
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -37,7 +40,20 @@ try:  # optional: wraps libraries whose arrays lack __array_namespace__ (PyTorch
 except ImportError:  # pragma: no cover - depends on the environment
     _compat_namespace = None
 
-__all__ = ["gram_h", "h_inf", "namespace", "train_gd"]
+__all__ = [
+    "BACKENDS",
+    "arrays_on",
+    "gram_h",
+    "h_inf",
+    "namespace",
+    "namespace_named",
+    "to_numpy",
+    "train",
+    "train_gd",
+]
+
+# The array libraries a run can be asked for by name (``sandbox run NAME --backend ...``)
+BACKENDS = ("numpy", "cupy", "torch", "array_api_strict")
 
 _TWO_PI = 2.0 * math.pi
 
@@ -93,6 +109,63 @@ def namespace(*arrays, names=None):
                 f"({xp.__name__}), got one of {other.__name__}"
             )
     return xp
+
+
+def namespace_named(name: str):
+    """The array API namespace of a backend named in :data:`BACKENDS`.
+
+    ``torch`` and ``cupy`` go through ``array_api_compat`` (its ``torch`` and
+    ``cupy`` wrappers; CuPy's own namespace without it); a library that is not
+    installed is a ``ValueError`` naming it.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(map(repr, BACKENDS))}, got {name!r}")
+    if name == "numpy":
+        return np
+    modules = {
+        "array_api_strict": ["array_api_strict"],
+        "torch": ["array_api_compat.torch"],
+        "cupy": ["array_api_compat.cupy", "cupy"],
+    }[name]
+    for i, module in enumerate(modules):
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:
+            if i == len(modules) - 1:
+                raise ValueError(
+                    f"backend: {name!r} needs {' or '.join(modules)}, which cannot be "
+                    f"imported here ({err})"
+                ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def arrays_on(name: str, *arrays: np.ndarray) -> tuple:
+    """Copies of numpy ``arrays`` in the backend ``name``, on its accelerator if it has one.
+
+    CuPy arrays live on the current GPU; PyTorch's on ``cuda`` when
+    ``torch.cuda.is_available()``, else on the CPU; the others on the CPU.
+    """
+    xp = namespace_named(name)
+    device = None
+    if name == "torch":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return tuple(xp.asarray(A) if device is None else xp.asarray(A, device=device) for A in arrays)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A numpy array on the host with the values of ``x`` (copied back from a GPU if needed)."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        if hasattr(x, "get"):  # CuPy
+            return np.asarray(x.get())
+        if hasattr(x, "cpu"):  # PyTorch
+            return x.detach().cpu().numpy()
+        raise
 
 
 # --------------------------------------------------------------------------- kernels
@@ -231,3 +304,131 @@ def train_gd(X, y, W0, a0, *, eta: float, steps: int):
             B = (coef * r)[:, None] * X  # (n, d), eta c (u - y) x_i
             W = W - a[:, None] * (M.T @ B)  # (m, d)
     return W, losses
+
+
+def train(
+    X,
+    y,
+    W0,
+    a0,
+    *,
+    eta: float,
+    steps: int,
+    record_every: int = 1,
+    step: str = "auto",
+    progress=None,
+):
+    """Full-batch GD on ``W`` with the traces of :func:`shared.net.train`, in any namespace.
+
+    The same iteration as :func:`train_gd` (``a`` fixed, ``scale = 1``), in the
+    weight-space step or in :mod:`shared._fspace`'s function-space step
+    (``Z(k+1) = Z(k) - K Q`` with ``K = X X^T``, ``W = W(0) - C^T X``; refreshed
+    from ``W`` every :data:`shared._fspace.REFRESH` steps), chosen by the same
+    cost model (``step="auto"``) or forced. Every ``record_every`` steps and at
+    the last it records :class:`shared.net.TrainResult`'s flip fraction and
+    moves (the moves from ``C . (Z(0) - Z)`` in function space), and calls
+    ``progress(k, steps)``.
+
+    Parameters
+    ----------
+    X : (n, d) array; y : (n,) array; W0 : (m, d) array; a0 : (m,) array
+        One namespace (:func:`namespace`), as for :func:`train_gd`; not modified.
+    eta : float > 0; steps : int >= 0; record_every : int > 0
+    step : ``"auto"``, ``"weights"`` or ``"function"``.
+    progress : ``None`` or a callable ``progress(k, steps)``.
+
+    Returns
+    -------
+    :class:`shared.net.TrainResult` with numpy arrays on the host (``W``, ``a``,
+    ``u`` copied back once, at the end); divergence raises as in :func:`train_gd`.
+    """
+    from shared import _fspace, net  # numpy-only modules, imported when a run needs them
+
+    xp = namespace(X, y, W0, a0, names=["X", "y", "W0", "a0"])
+    X = v.array("X", X, ndim=2, xp=xp, nonempty=True)
+    y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],), xp=xp, nonempty=True)
+    W0 = v.array("W0", W0, ndim=2, dtype=X.dtype, shape=(None, X.shape[1]), xp=xp, nonempty=True)
+    a = v.array("a0", a0, ndim=1, dtype=X.dtype, shape=(W0.shape[0],), xp=xp, nonempty=True)
+    v.positive("eta", eta)
+    v.positive("steps", steps, integer=True, allow_zero=True)
+    v.positive("record_every", record_every, integer=True)
+    if not isinstance(step, str) or step not in net.STEPS:
+        raise ValueError(f"step: expected one of {', '.join(map(repr, net.STEPS))}, got {step!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress: expected a callable or None, got {type(progress).__name__}")
+    (n, d), m = X.shape, W0.shape[0]
+    if step == "auto":
+        step = _fspace.choose(
+            n=n, d=d, m=m, steps=steps, record_every=record_every, train_a=False,
+            track_kernel=False, callback=False,
+        )  # fmt: skip
+    function = step == "function"
+    c = 1.0 / math.sqrt(m)  # Python float: float32 stays float32
+    coef = float(eta) * c
+    eps = float(xp.finfo(X.dtype).eps)
+    zero = xp.zeros((), dtype=X.dtype, device=X.device)
+    W = W0
+    Z = X @ W.T  # (n, m), pre-activations
+    M0 = Z >= 0.0  # (n, m), pattern at step 0
+    if function:
+        K = X @ X.T  # (n, n)
+        Z0, C = Z, xp.zeros_like(Z)  # C (n, m): W = W0 - C^T X
+    losses, rec = [], {"steps": [], "flips": [], "rms": [], "max": [], "fro": []}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps + 1):
+            M = Z >= 0.0  # (n, m)
+            u = c * (xp.where(M, Z, zero) @ a)  # (n,)
+            r = u - y  # (n,), residual
+            L = 0.5 * float(xp.sum(r * r))
+            if k == 0:
+                if not math.isfinite(L):
+                    raise ValueError(f"W0: the loss at step 0 is non-finite ({L})")
+                bound = max(L, 0.5 * float(xp.sum(y * y))) / eps**2  # L_div of net.train
+            if not math.isfinite(L) or L > bound:
+                raise ValueError(
+                    f"eta: the loss diverged at step {k}: L({k}) = {L:.3g} is non-finite or "
+                    f"exceeds L_div = max(L(0), ||y||^2/2) / eps^2 = {bound:.3g}; eta={eta:g} "
+                    f"is above the stability limit 2/lambda_max(H(0))"
+                )
+            losses.append(L)
+            if k % record_every == 0 or k == steps:
+                if function:  # ||w_r - w_r(0)||^2 = c_r . (K c_r) = c_r . (Z(0) - Z)_r
+                    sq = xp.sum(C * (Z0 - Z), axis=0)
+                    sq = xp.where(sq > 0.0, sq, zero)  # >= 0 in exact arithmetic
+                else:
+                    D = W - W0  # (m, d)
+                    sq = xp.sum(D * D, axis=1)  # (m,)
+                rec["steps"].append(k)
+                rec["flips"].append(float(xp.sum(xp.astype(M != M0, X.dtype))) / (n * m))
+                rec["rms"].append(math.sqrt(float(xp.mean(sq))))
+                rec["max"].append(math.sqrt(float(xp.max(sq))))
+                rec["fro"].append(math.sqrt(float(xp.sum(sq))))
+                if progress is not None:
+                    progress(k, steps)
+            if k == steps:
+                break
+            Mf = xp.astype(M, X.dtype)  # (n, m), 1{w_r . x_i >= 0}
+            if function:
+                Q = ((coef * r)[:, None] * Mf) * a[None, :]  # (n, m), eta c diag(r) M diag(a)
+                C = C + Q
+                if (k + 1) % _fspace.REFRESH == 0:
+                    Z = X @ (W0 - C.T @ X).T  # refresh: Z = X W^T from C
+                else:
+                    Z = Z - K @ Q
+            else:
+                B = (coef * r)[:, None] * X  # (n, d)
+                W = W - a[:, None] * (Mf.T @ B)  # (m, d)
+                Z = X @ W.T
+    if function:
+        W = W0 - C.T @ X  # (m, d)
+    return net.TrainResult(
+        loss=np.asarray(losses),
+        W=to_numpy(W),
+        a=to_numpy(a),
+        u=to_numpy(u),
+        recorded_steps=np.asarray(rec["steps"], dtype=int),
+        flip_fraction=np.asarray(rec["flips"]),
+        move_rms=np.asarray(rec["rms"]),
+        move_max=np.asarray(rec["max"]),
+        move_fro=np.asarray(rec["fro"]),
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.linalg.blas import ssyrk
 
 from shared import _validate as v
 
@@ -216,6 +217,40 @@ def _chunk(chunk, n: int) -> int:
     return v.positive("chunk", chunk, integer=True)
 
 
+class _Counts:
+    """The 0/1 co-activation counts ``A A^T (n, n)``, summed over chunks of neurons.
+
+    Each chunk ``A (n, c)`` (0.0 / 1.0 in float32) is added by a symmetric rank-k
+    update (BLAS ``ssyrk``, in place), which computes only the upper triangle:
+    half the multiply-adds of a general product and no ``(n, n)`` temporary.
+    The sums are exact integers in float32 up to ``2^24`` neurons.
+    """
+
+    def __init__(self, n: int):
+        self.upper = np.zeros((n, n), dtype=np.float32, order="F")  # upper triangle used
+
+    def add(self, A: np.ndarray) -> None:
+        # A (n, c) C-ordered is A^T (c, n) Fortran-ordered: trans=1 gives (A^T)^T A^T = A A^T
+        self.upper = ssyrk(1.0, A.T, beta=1.0, c=self.upper, trans=1, overwrite_c=1)
+
+    def times(self, K: np.ndarray, m: int, *, overwrite: bool = False) -> np.ndarray:
+        """``K * (A A^T) / m (n, n)`` in the dtype of ``K``, exactly symmetric.
+
+        The upper triangle is computed, then mirrored block by block (no ``(n, n)``
+        temporaries beyond the result; ``K`` itself is the result with ``overwrite``).
+        """
+        H = np.multiply(K, self.upper, out=K if overwrite else None)  # zero below the diagonal
+        H /= m
+        n = H.shape[0]
+        rows = max(8, _ROW_BLOCK_BYTES // (H.itemsize * n))
+        for i0 in range(0, n, rows):
+            i1 = min(i0 + rows, n)
+            H[i1:, i0:i1] = H[i0:i1, i1:].T  # below the diagonal block
+            D = H[i0:i1, i0:i1]
+            np.copyto(D, D.T.copy(), where=np.tri(i1 - i0, k=-1, dtype=bool))  # inside it
+        return H
+
+
 def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndarray:
     """Finite-width first-layer Gram matrix ``H(W)``.
 
@@ -224,8 +259,8 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
     ``A = 1{X W^T >= 0}`` of shape ``(n, m)``. The neuron axis is processed in
     chunks of ``chunk`` so memory is ``O(n^2 + n * chunk)``, not ``O(n * m)``.
     The 0/1 counts ``A A^T`` are accumulated in float32, exact up to ``2^24``
-    neurons; numpy computes ``A_c @ A_c.T`` as a symmetric rank-k update (BLAS
-    ``syrk``, half the multiply-adds of a general product).
+    neurons, by symmetric rank-k updates (BLAS ``syrk``: half the multiply-adds
+    of a general product, in place).
 
     Parameters
     ----------
@@ -236,16 +271,16 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
 
     Returns
     -------
-    H : (n, n) ndarray in the dtype of ``X``; equals ``J J^T`` with ``J`` the
-        Jacobian of the predictions with respect to ``W`` (``net.jacobian_W``),
-        since ``a_r^2 = 1``.
+    H : (n, n) ndarray in the dtype of ``X``, exactly symmetric; equals ``J J^T``
+        with ``J`` the Jacobian of the predictions with respect to ``W``
+        (``net.jacobian_W``), since ``a_r^2 = 1``.
     """
     X, W = _check_XW(X, W, second=False)
     n, m = X.shape[0], W.shape[0]
     chunk = min(_chunk(chunk, n), m)
     if m >= 2**24:
         raise ValueError(f"W: expected fewer than 2**24 neurons for exact float32 counts, got {m}")
-    counts = np.zeros((n, n), dtype=np.float32)  # A A^T
+    counts = _Counts(n)  # A A^T
     Z_buf = np.empty(n * chunk, dtype=X.dtype)
     A_buf = np.empty(n * chunk, dtype=np.float32)
     for start in range(0, m, chunk):
@@ -254,11 +289,33 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
         Z = np.matmul(X, W_c.T, out=Z_buf[:size].reshape(n, -1))  # (n, c)
         A = A_buf[:size].reshape(n, -1)  # (n, c)
         np.greater_equal(Z, 0.0, out=A, casting="unsafe")  # 1{w_r.x_i >= 0} as 0.0 / 1.0
-        counts += A @ A.T  # (n, n), exact integers in float32
-    H = X @ X.T  # (n, n)
-    H *= counts
-    H /= m
-    return H
+        counts.add(A)
+    return counts.times(X @ X.T, m, overwrite=True)
+
+
+def gram_h_pattern(K: np.ndarray, patterns) -> np.ndarray:
+    """``H(W) = K * (A A^T) / m`` from ``K = X X^T (n, n)`` and the pattern ``A`` in blocks.
+
+    ``patterns`` is a sequence of bool ``(n, b)`` blocks of ``A = 1{X W^T >= 0}``
+    that together hold the ``m`` neurons, in any order; the result is
+    :func:`gram_h`'s (the same products, up to the order of the count sums,
+    which are exact). For callers that already hold the pattern (the
+    function-space GD step of :mod:`shared.net`). Private arguments are not
+    validated beyond their shapes.
+    """
+    K = v.array("K", K, ndim=2, nonempty=True)
+    n = K.shape[0]
+    counts, m = _Counts(n), 0
+    width = max(P.shape[1] for P in patterns)
+    A_buf = np.empty(n * width, dtype=np.float32)
+    for P in patterns:
+        if P.shape[0] != n:
+            raise ValueError(f"patterns: expected blocks of {n} rows, got shape {P.shape}")
+        A = A_buf[: P.size].reshape(P.shape)  # (n, b)
+        np.copyto(A, P)  # 0.0 / 1.0
+        counts.add(A)
+        m += P.shape[1]
+    return counts.times(K, m)
 
 
 def gram_g(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndarray:

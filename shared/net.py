@@ -19,7 +19,9 @@ The engine, :mod:`shared._engine`, computes the same GD step as
 :func:`gd_reference` in two matrix products, ``Z = X W^T`` and ``M^T B`` with
 ``M = 1{Z >= 0}`` and ``B = eta c (u - y) * X`` (``c = scale / sqrt(m)``), over
 cache-sized neuron blocks shared between threads (:func:`train`'s ``block`` and
-``threads``); it changes only the order of the sums.
+``threads``); it changes only the order of the sums. When ``n`` is below about
+``2 d``, :mod:`shared._fspace` carries the step in function space instead, with
+one ``(n, n) @ (n, m)`` product (:func:`train`'s ``step``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared import _engine, optim
+from shared import _engine, _fspace, optim
 from shared import _validate as v
 from shared.kernels import gram_g, gram_h
 
@@ -250,6 +252,9 @@ def gd_reference(
 
 
 # --------------------------------------------------------------------------- GD, fast
+STEPS = ("auto", "weights", "function")  # train's step: chosen by cost, or forced
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` records.
@@ -306,6 +311,7 @@ def train(
     callback: Callable[[int, np.ndarray, np.ndarray, np.ndarray], object] | None = None,
     block: int | None = None,
     threads: int | None = None,
+    step: str = "auto",
 ) -> TrainResult:
     """Full-batch gradient descent ``W(k+1) = W(k) - eta dL/dW`` (Du et al. 2019, Eq. (6)).
 
@@ -368,6 +374,18 @@ def train(
         block the BLAS of the whole process is held at one thread per call
         while the run lasts, so the numbers are the same for every ``threads``
         and every BLAS thread setting.
+    step : ``"weights"``, ``"function"`` or ``"auto"`` (default). The weight-space
+        step computes ``Z = X W^T`` and ``M^T B``, two products of ``n d m``
+        multiply-adds. The function-space step (:mod:`shared._fspace`) carries
+        the pre-activations instead: ``Z(k+1) = Z(k) - K Q`` with ``K = X X^T``
+        and ``Q = eta c diag(u - y) M diag(a)``, one product of ``n^2 m``, and
+        ``W = W(0) - (sum_k Q(k))^T X`` only when asked (the callback, the end);
+        it is cheaper when ``n`` is below about ``2 d``, and holds ``4 n m``
+        numbers. Both layers train in either (``dL/da = c relu(Z)^T (u - y)``
+        needs only ``Z``). ``"auto"`` picks the cheaper by the cost model of
+        :func:`shared._fspace.cost`, which counts the records and the callback
+        asked for. The two agree to rounding (different order of the sums), so
+        the choice never changes a result beyond rounding.
     """
     X, W0, a0 = _check_net(X, W0, a0, names=("W0", "a0"))
     y = v.array("y", y, ndim=1, dtype=X.dtype, shape=(X.shape[0],), nonempty=True)
@@ -386,6 +404,19 @@ def train(
             raise TypeError(f"{name}: expected a callable or None, got {type(fn).__name__}")
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"on_divergence: expected 'raise' or 'flag', got {on_divergence!r}")
+    if not isinstance(step, str) or step not in STEPS:
+        raise ValueError(f"step: expected one of {', '.join(map(repr, STEPS))}, got {step!r}")
+    if step == "auto":
+        step = _fspace.choose(
+            n=X.shape[0],
+            d=X.shape[1],
+            m=W0.shape[0],
+            steps=steps,
+            record_every=record_every,
+            train_a=train_a,
+            track_kernel=track_kernel,
+            callback=callback is not None,
+        )
 
     eps, y_loss = float(np.finfo(X.dtype).eps), 0.5 * float(y @ y)
 
@@ -409,6 +440,7 @@ def train(
         callback=callback,
         block=block,
         threads=threads,
+        step=step,
     )
     k = run.diverged_step
     if k == 0:

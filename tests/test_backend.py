@@ -175,3 +175,81 @@ def test_diverging_eta_raises_naming_the_step(rng, xp):
     k = net.train(X, y, W0, a0, eta=eta, steps=2000, on_divergence="flag").diverged_step
     with pytest.raises(ValueError, match=rf"eta: the loss diverged at step {k}: "):
         backend.train_gd(*args, eta=eta, steps=2000)
+
+
+# --------------------------------------------------------------------------- GD with traces
+@pytest.mark.parametrize("step", ["weights", "function"])
+def test_train_matches_net_train_with_its_traces(rng, xp, step):
+    X, y, W0, a0 = _problem(rng, n=12, d=20, m=300)
+    kw = {"eta": 0.5, "steps": 30, "record_every": 4, "step": step}
+    ref = net.train(X, y, W0, a0, **kw)
+    seen = []
+    res = backend.train(
+        *(xp.asarray(A) for A in (X, y, W0, a0)), progress=lambda k, s: seen.append(k), **kw
+    )
+    assert isinstance(res.W, np.ndarray) and res.W.dtype == np.float64  # the host record
+    assert seen == list(res.recorded_steps) == list(ref.recorded_steps)
+    np.testing.assert_allclose(res.loss, ref.loss, rtol=RTOL)
+    _close(res.W, ref.W, RTOL)
+    _close(res.u, ref.u, RTOL)
+    np.testing.assert_array_equal(res.flip_fraction, ref.flip_fraction)
+    for field in ("move_rms", "move_max", "move_fro"):
+        np.testing.assert_allclose(getattr(res, field), getattr(ref, field), rtol=1e-10)
+    assert res.flip_fraction[-1] > 0  # patterns moved: the flip counts are compared
+
+
+def test_train_refreshes_z_in_function_space(rng, monkeypatch):
+    from shared import _fspace
+
+    monkeypatch.setattr(_fspace, "REFRESH", 3)
+    X, y, W0, a0 = _problem(rng, n=12, d=20, m=100)
+    ref = net.train(X, y, W0, a0, eta=0.5, steps=10, step="weights")
+    res = backend.train(
+        *(xps.asarray(A) for A in (X, y, W0, a0)), eta=0.5, steps=10, step="function"
+    )
+    np.testing.assert_allclose(res.loss, ref.loss, rtol=RTOL)
+    _close(res.W, ref.W, RTOL)
+
+
+def test_train_bad_arguments_name_themselves(rng):
+    args = [xps.asarray(A) for A in _problem(rng)]
+    with pytest.raises(ValueError, match=r"step: expected one of 'auto', 'weights', 'function'"):
+        backend.train(*args, eta=0.1, steps=1, step="fast")
+    with pytest.raises(ValueError, match=r"record_every: expected > 0"):
+        backend.train(*args, eta=0.1, steps=1, record_every=0)
+    with pytest.raises(TypeError, match=r"progress: expected a callable"):
+        backend.train(*args, eta=0.1, steps=1, progress=3)
+
+
+def test_backends_by_name(rng):
+    X = rng.standard_normal((3, 2))
+    assert backend.namespace_named("numpy") is np
+    assert backend.namespace_named("array_api_strict") is xps
+    (Xs,) = backend.arrays_on("array_api_strict", X)
+    assert backend.namespace(Xs) is xps
+    np.testing.assert_array_equal(backend.to_numpy(Xs), X)
+    with pytest.raises(ValueError, match=r"backend: expected one of 'numpy', 'cupy'"):
+        backend.namespace_named("jax")
+
+
+def test_flagship_runs_on_the_strict_array_api_through_the_command_line(tmp_path):
+    """``sandbox run linear_convergence --backend array_api_strict``: the training goes through
+    ``backend.train`` and every quantity is the numpy run's to rounding."""
+    import json
+    from pathlib import Path
+
+    from sandbox.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("numpy", "array_api_strict"):
+        args = ["run", "linear_convergence", "--out", str(tmp_path / name), "--backend", name]
+        assert main(["--root", str(root), *args]) == 0
+    q = {
+        name: json.loads(
+            (tmp_path / name / "linear_convergence" / "quick-seed0" / "results.json").read_text()
+        )["quantities"]
+        for name in ("numpy", "array_api_strict")
+    }
+    assert q["numpy"].keys() == q["array_api_strict"].keys()
+    for key, value in q["numpy"].items():  # measured: at most 3e-16 relative apart
+        np.testing.assert_allclose(q["array_api_strict"][key], value, rtol=1e-9, err_msg=key)

@@ -22,7 +22,9 @@ def test_benchmark_quick_run_prints_every_figure():
     )
     out = proc.stdout
     assert proc.returncode in (0, 1), proc.stderr  # 1: a timing missed its bound at toy sizes
+    assert out.startswith("CPU: ") and "\nnumpy " in out  # the CPU and numpy's BLAS are named
     assert out.count("GD step on W, float64") == 3
+    assert "torch" in out and "jax" in out  # each peer named, installed or not
     assert out.count("vs the two products") == 3
     assert "H(W) = gram_h(X, W)" in out and "H_inf = h_inf(X)" in out
     memory = next(line for line in out.splitlines() if "peak memory" in line)

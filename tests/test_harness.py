@@ -146,6 +146,30 @@ def test_run_writes_results_and_figure_atomically(root, capsys):
     assert "PASS" in capsys.readouterr().out
 
 
+def test_run_on_another_backend_needs_an_experiment_that_takes_one(root, capsys):
+    add_tiny(root)
+    assert sandbox(root, "run", "tiny", "--backend", "array_api_strict") == 2
+    err = capsys.readouterr().err
+    assert "tiny (seed 0): run() takes no backend argument" in err and "'array_api_strict'" in err
+    py = root / "experiments" / "tiny" / "experiment.py"
+    py.write_text(
+        py.read_text()
+        .replace(
+            "def run(*, quick, seed, progress):", "def run(*, quick, seed, progress, backend):"
+        )
+        .replace('"positive": True,', '"positive": backend == "array_api_strict",')
+    )
+    assert sandbox(root, "run", "tiny", "--backend", "array_api_strict") == 0
+    out = root / "experiments" / "tiny" / "output" / "quick-seed0" / "results.json"
+    res = json.loads(out.read_text())
+    assert res["quantities"]["positive"] is True
+    assert res["environment"]["backend"] == "array_api_strict"
+    assert "backend array_api_strict" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--root", str(root), "run", "tiny", "--backend", "jax"])
+    assert "invalid choice: 'jax'" in capsys.readouterr().err
+
+
 def test_run_of_the_template_experiment(root):
     """The template itself is a complete experiment: copied under a name, it runs green."""
     assert sandbox(root, "new", "demo") == 0
