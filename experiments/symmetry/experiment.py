@@ -24,13 +24,14 @@ import numpy as np
 from shared import data, kernels, net, optim
 from shared.plotting import subplots
 
-# inits: symmetric and random inits (same data) whose plateau, final losses and linearised
-# growth are measured through the width-1 twin and net.train; the checked values are medians
+# inits: symmetric and random inits (same data) whose plateau, final losses, linearised growth
+# and time to fit are measured through the width-1 twin and net.train; checked values are medians
 CONFIG = {
-    "quick": {"n": 20, "d": 10, "m": 64, "steps": 1500, "inits": 16, "random_inits": 4},
+    "quick": {"n": 20, "d": 10, "m": 64, "steps": 1500, "inits": 32, "random_inits": 8},
     "full": {"n": 50, "d": 10, "m": 512, "steps": 5000, "inits": 16, "random_inits": 2},
 }
 EPS = 1e-10  # size of the perturbation of the copies
+FIT = 1e-6  # a random init has fitted once L(k) <= FIT L(0)
 LINEAR_SPREAD = 1e-6  # spread below which the first-order map is compared with the measurement
 TINY = np.finfo(float).tiny  # a bit-identical result (0) is drawn at log10(TINY) = -307.65
 
@@ -50,7 +51,7 @@ def _objective(X, y, m, d, trace: dict):
 
     One pass per distinct ``theta``; at each new point it appends to ``trace`` the
     spread ``max_r ||(w_r, a_r) - mean_r (w_r, a_r)||``, the largest entry of
-    ``|theta_r - theta_1|`` (copies stay copies?), the vector
+    ``|theta_r - theta_1|`` (copies stay copies?), neuron 1's ``(w_1, a_1)``, the vector
     ``g = sum_i (u_i - y_i) 1{w_1.x_i >= 0} x_i`` (d,) of neuron 1 and its distance to the
     nearest kink, ``min_i |w_1 . x_i|``.
     """
@@ -63,6 +64,8 @@ def _objective(X, y, m, d, trace: dict):
         trace["copies_dev"].append(
             max(float(np.max(np.abs(W - W[0]))), float(np.max(np.abs(a - a[0]))))
         )
+        trace["w1"].append(W[0].copy())  # (d,)
+        trace["a1"].append(float(a[0]))
         trace["g"].append(X.T @ ((u - y) * (X @ W[0] >= 0)))  # (d,)
         trace["kink"].append(float(np.min(np.abs(X @ W[0]))))  # neuron 1's distance to a kink
         return L, _pack(gW, ga)
@@ -73,7 +76,7 @@ def _objective(X, y, m, d, trace: dict):
 def _train(X, y, W0, a0, *, eta, steps):
     """GD on both layers (``optim.minimize`` on ``theta``); loss (steps+1,) and the traces."""
     m, d = W0.shape
-    trace = {"spread": [], "copies_dev": [], "g": [], "kink": []}
+    trace = {"spread": [], "copies_dev": [], "w1": [], "a1": [], "g": [], "kink": []}
     f, g = _objective(X, y, m, d, trace)
     res = optim.minimize(f, g, _pack(W0, a0), optimizer=optim.GD(), lr=eta, steps=steps)
     # the trace grows once per distinct theta: a run whose update underflows keeps theta, and
@@ -110,19 +113,36 @@ def _width1_batch(X, y, w, a, *, m: int, eta, steps: int):
     L : (R, steps + 1) ndarray, the loss; g : (steps + 1, R, d) ndarray,
     ``g_k = sum_i (u_i - y_i) 1{w.x_i >= 0} x_i``.
     """
-    w, a = w.copy(), a.copy()
-    c, lr = np.sqrt(m), np.asarray(eta)[:, None] / m  # lr (R, 1)
     Ls, gs = [], []
     for _ in range(steps + 1):
-        z = w @ X.T  # (R, n)
-        on = z >= 0
-        r = c * a[:, None] * np.maximum(z, 0.0) - y  # (R, n) residual
-        g = (r * on) @ X  # (R, d)
-        Ls.append(0.5 * np.sum(r**2, axis=1))
+        L, g, w, a = _width1_step(X, y, w, a, m=m, eta=eta)
+        Ls.append(L)
         gs.append(g)
-        # dL/dw = c a g, dL/da = c sum_i r_i relu(z_i)
-        w, a = w - lr * (c * a[:, None] * g), a - lr[:, 0] * c * np.sum(r * np.maximum(z, 0.0), 1)
     return np.asarray(Ls).T, np.asarray(gs)
+
+
+def _width1_step(X, y, w, a, *, m: int, eta):
+    """One GD step of ``R`` width-1 twins ``u = sqrt(m) a relu(X w)`` at step ``eta / m``.
+
+    Parameters
+    ----------
+    w : (R, d) ndarray; a : (R,) ndarray; eta : float or (R,) ndarray.
+
+    Returns
+    -------
+    L : (R,) ndarray, the loss at ``(w, a)``; g : (R, d) ndarray,
+    ``sum_i (u_i - y_i) 1{w.x_i >= 0} x_i``; ``w`` (R, d) and ``a`` (R,) after the step.
+    """
+    c = np.sqrt(m)
+    lr = np.broadcast_to(np.asarray(eta, dtype=float), a.shape) / m  # (R,)
+    z = w @ X.T  # (R, n)
+    relu = np.maximum(z, 0.0)
+    r = c * a[:, None] * relu - y  # (R, n) residual
+    g = (r * (z >= 0)) @ X  # (R, d)
+    # dL/dw = c a g, dL/da = c sum_i r_i relu(z_i)
+    w_next = w - lr[:, None] * (c * a[:, None] * g)
+    a_next = a - lr * c * np.sum(r * relu, axis=1)
+    return 0.5 * np.sum(r**2, axis=1), g, w_next, a_next
 
 
 def _linear_growth(g_path, *, eta: float, m: int) -> float:
@@ -143,7 +163,8 @@ def _linear_growth(g_path, *, eta: float, m: int) -> float:
 def _more_inits(X, y, w0, a0, *, m: int, steps: int, inits: int, random_inits: int, rng) -> dict:
     """From ``inits`` symmetric inits (the first is ``(w0, a0)``; all run as width-1 twins, in
     one batch) and ``random_inits`` random ones (``net.train``, both layers): plateau, final
-    losses and linearised growth, as medians over the inits."""
+    losses, linearised growth and the fraction of the run a random init needs to reach
+    ``L <= FIT L(0)``, as medians over the inits."""
     d = X.shape[1]
     w = np.vstack([w0, rng.standard_normal((inits - 1, d))])  # (R, d)
     a = np.concatenate([[a0], rng.choice([-1.0, 1.0], size=inits - 1)])  # (R,)
@@ -155,17 +176,20 @@ def _more_inits(X, y, w0, a0, *, m: int, steps: int, inits: int, random_inits: i
     )
     L, g = _width1_batch(X, y, w, a, m=m, eta=eta, steps=steps)  # (R, K+1), (K+1, R, d)
     growth = np.array([_linear_growth(g[:, j], eta=eta[j], m=m) for j in range(inits)])
-    rand_final = []
+    rand_final, rand_fit = [], []
     for _ in range(random_inits):
         W, a_r = net.init_net(d, m, rng=rng)
         eta_r = 1.0 / np.linalg.eigvalsh(kernels.gram_h(X, W) + kernels.gram_g(X, W))[-1]
         rand = net.train(X, y, W, a_r, eta=eta_r, steps=steps, train_a=True, record_every=steps)
         rand_final.append(np.log10(rand.loss[-1] / rand.loss[0]))
+        fit = np.flatnonzero(rand.loss <= FIT * rand.loss[0])  # steps at which L <= FIT L(0)
+        rand_fit.append(fit[0] / steps if fit.size else np.inf)
     return {
         "batch_loss": L[0],  # the first twin: the copies' own (w, a)
         "plateau_log10_drop_median": float(np.median(np.log10(L[:, steps // 2] / L[:, -1]))),
         "log10_final_symmetric_median": float(np.median(np.log10(L[:, -1] / L[:, 0]))),
         "log10_final_random_median": float(np.median(rand_final)),
+        "log10_random_fit_fraction_median": float(np.log10(np.median(rand_fit))),
         "log10_linear_growth_median": float(np.median(growth)),
         "linear_growth_below_10_fraction": float(np.mean(growth < 1.0)),
         "log10_linear_growth_inits": growth,
@@ -241,6 +265,13 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
     broken = np.flatnonzero(~applies)
     k_lin = int(broken[0] - 1) if broken.size else steps
     k_lin = max(k_lin, 0)
+    # the copies' flow is the width-1 twin's, one step at a time: from each state (w_1(k), a_1(k))
+    # of the copies, the twin's step eta/m gives the copies' next state and its loss their loss.
+    # Per step, so rounding is compared with rounding instead of being amplified along the run
+    w1, a1 = tr_sym["w1"], tr_sym["a1"]  # (steps+1, d), (steps+1,)
+    L_one, _, w_next, a_next = _width1_step(X, y, w1[:-1], a1[:-1], m=m, eta=eta)
+    update = max(np.max(np.abs(np.diff(w1, axis=0))), np.max(np.abs(np.diff(a1))))
+    step_dev = max(np.max(np.abs(w_next - w1[1:])), np.max(np.abs(a_next - a1[1:])))
     return {
         "n": n,
         "d": d,
@@ -252,6 +283,9 @@ def run(*, quick: bool, seed: int, progress=lambda i, total, label="": None) -> 
         "copies_max_dev": float(np.max(tr_sym["copies_dev"])),
         "log10_copies_max_dev": float(np.log10(max(np.max(tr_sym["copies_dev"]), TINY))),
         "width1_max_loss_dev": float(np.max(np.abs(L_sym - one.loss)) / L_sym[0]),
+        "log10_width1_step_dev": float(
+            np.log10(max(step_dev / update, np.max(np.abs(L_one - L_sym[:-1])) / L_sym[0], TINY))
+        ),
         "log10_width1_max_loss_dev": float(
             np.log10(
                 max(np.max(np.abs(L_sym - one.loss)), np.max(np.abs(L_sym - batch))) / L_sym[0]
