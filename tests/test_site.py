@@ -175,6 +175,8 @@ def test_a_calibration_record_is_shown_and_its_absence_said(sandbox_copy, tmp_pa
     exp = next(e for e in discover(sandbox_copy) if e.name == "kernel_stability")
     record = _synthetic_calibration(folder, exp)
     (folder / "calibration.json").write_text(json.dumps(record, indent=1))
+    # an experiment without a record (in this copy), to show how its absence is said
+    (sandbox_copy / "experiments" / "gram_matrix" / "calibration.json").unlink(missing_ok=True)
     report = build_site(sandbox_copy, tmp_path / "s", execute_notebooks=False, log=lambda *_: None)
 
     page = html(report.out, "experiments/kernel_stability/index.html")
