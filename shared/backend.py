@@ -238,6 +238,23 @@ def gram_h(X, W, *, chunk: int = 4096):
 
 
 # --------------------------------------------------------------------------- GD
+def _divergence_bound(L0: float, yy: float, eps: float) -> float:
+    """``L_div = max(L(0), ||y||^2 / 2) / eps^2``, the bound of :func:`shared.net.train`."""
+    if not math.isfinite(L0):
+        raise ValueError(f"W0: the loss at step 0 is non-finite ({L0})")
+    return max(L0, 0.5 * yy) / eps**2
+
+
+def _check_divergence(k: int, L: float, bound: float, eta: float) -> None:
+    """A named error when the loss at step ``k`` is non-finite or above ``bound``."""
+    if not math.isfinite(L) or L > bound:
+        raise ValueError(
+            f"eta: the loss diverged at step {k}: L({k}) = {L:.3g} is non-finite or "
+            f"exceeds L_div = max(L(0), ||y||^2/2) / eps^2 = {bound:.3g}; eta={eta:g} "
+            f"is above the stability limit 2/lambda_max(H(0))"
+        )
+
+
 def train_gd(X, y, W0, a0, *, eta: float, steps: int):
     """Full-batch GD on ``W`` for ``u = (1/sqrt(m)) relu(X W^T) a``; ``a`` stays fixed.
 
@@ -288,15 +305,8 @@ def train_gd(X, y, W0, a0, *, eta: float, steps: int):
             r = u - y  # (n,), residual
             L = 0.5 * float(xp.sum(r * r))
             if k == 0:
-                if not math.isfinite(L):
-                    raise ValueError(f"W0: the loss at step 0 is non-finite ({L})")
-                bound = max(L, 0.5 * float(xp.sum(y * y))) / eps**2  # L_div of net.train
-            if not math.isfinite(L) or L > bound:
-                raise ValueError(
-                    f"eta: the loss diverged at step {k}: L({k}) = {L:.3g} is non-finite or "
-                    f"exceeds L_div = max(L(0), ||y||^2/2) / eps^2 = {bound:.3g}; eta={eta:g} "
-                    f"is above the stability limit 2/lambda_max(H(0))"
-                )
+                bound = _divergence_bound(L, float(xp.sum(y * y)), eps)
+            _check_divergence(k, L, bound, eta)
             losses.append(L)
             if k == steps:
                 break
@@ -381,15 +391,8 @@ def train(
             r = u - y  # (n,), residual
             L = 0.5 * float(xp.sum(r * r))
             if k == 0:
-                if not math.isfinite(L):
-                    raise ValueError(f"W0: the loss at step 0 is non-finite ({L})")
-                bound = max(L, 0.5 * float(xp.sum(y * y))) / eps**2  # L_div of net.train
-            if not math.isfinite(L) or L > bound:
-                raise ValueError(
-                    f"eta: the loss diverged at step {k}: L({k}) = {L:.3g} is non-finite or "
-                    f"exceeds L_div = max(L(0), ||y||^2/2) / eps^2 = {bound:.3g}; eta={eta:g} "
-                    f"is above the stability limit 2/lambda_max(H(0))"
-                )
+                bound = _divergence_bound(L, float(xp.sum(y * y)), eps)
+            _check_divergence(k, L, bound, eta)
             losses.append(L)
             if k % record_every == 0 or k == steps:
                 if function:  # ||w_r - w_r(0)||^2 = c_r . (K c_r) = c_r . (Z(0) - Z)_r
