@@ -10,11 +10,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from sandbox.checks import evaluate
 from sandbox.errors import ExperimentError
 from sandbox.registry import REQUIRED_FILES, experiment_dirs, load
 
@@ -86,7 +88,7 @@ def problems(folder: Path) -> list[str]:
         f"'{q}' is checked but is no literal key in experiment.py (an f-string key?)"
         for q in unquoted_quantities(folder, [c.quantity for c in exp.checks])
     ]
-    found += _published_run_problems(folder)
+    found += _published_run_problems(folder, exp)
     return found
 
 
@@ -108,8 +110,10 @@ def unquoted_quantities(folder: Path, quantities: list[str]) -> list[str]:
     return sorted(set(quantities) - keys)
 
 
-def _published_run_problems(folder: Path) -> list[str]:
-    """The published full run (``--full --publish``) exists and passed its own checks."""
+def _published_run_problems(folder: Path, exp) -> list[str]:
+    """The published full run (``--full --publish``) exists, passed its own checks, and still
+    passes the current ones: a check added or a bound moved after the run was published leaves
+    a results_full.json that no longer vouches for the README."""
     path = folder / "results_full.json"
     if not path.is_file():
         return ["results_full.json is missing: run `sandbox run NAME --full --publish`"]
@@ -119,6 +123,20 @@ def _published_run_problems(folder: Path) -> list[str]:
     failed = [c["quantity"] for c in res.get("checks", []) if not c.get("passed")]
     if failed or not res.get("passed"):
         return [f"the published full run failed its checks: {', '.join(failed) or '?'}"]
+    quantities = {
+        k: float(v) if v in ("inf", "-inf", "nan") else v
+        for k, v in res.get("quantities", {}).items()
+    }
+    missing = [c.quantity for c in exp.checks if "full" in c.modes and c.quantity not in quantities]
+    if missing:
+        return [
+            f"results_full.json predates the current checks (it has no {', '.join(missing)}): "
+            "republish it"
+        ]
+    verdicts = evaluate(exp.checks, quantities, mode="full", name=folder.name)
+    stale = [v.check.quantity for v in verdicts if not v.passed]
+    if stale:
+        return [f"results_full.json fails the current checks of {', '.join(stale)}: republish it"]
     return []
 
 
@@ -198,3 +216,28 @@ def test_a_checked_quantity_built_with_an_fstring_is_caught(tmp_path):
     (folder / "experiment.py").write_text(code.replace(literal, built))
     assert unquoted_quantities(folder, checked) == ["final_loss_ratio"]
     assert "'final_loss_ratio' is checked but is no literal key" in "\n".join(problems(folder))
+
+
+def test_a_stale_published_run_is_caught(tmp_path):
+    """A published full run vouches only for the checks it was judged by: one that lacks a
+    quantity checked today, or whose value fails a bound moved since, asks to be republished."""
+    folder = tmp_path / "credit_flow"
+    shutil.copytree(
+        ROOT / "experiments" / "credit_flow", folder, ignore=shutil.ignore_patterns("output")
+    )
+    assert not _published_run_problems(folder, load(folder))
+
+    path = folder / "results_full.json"
+    published = json.loads(path.read_text())
+    value = published["quantities"].pop("log10_max_rel_diff_autodiff_W")
+    path.write_text(json.dumps(published))
+    (found,) = _published_run_problems(folder, load(folder))
+    assert "predates the current checks (it has no log10_max_rel_diff_autodiff_W)" in found
+
+    # the value is back, but the bound moved below it after the run was published
+    published["quantities"]["log10_max_rel_diff_autodiff_W"] = value
+    path.write_text(json.dumps(published))
+    toml = folder / "expected.toml"
+    toml.write_text(toml.read_text().replace("less_than = -12.0", f"less_than = {value - 1}", 1))
+    (found,) = _published_run_problems(folder, load(folder))
+    assert "fails the current checks of log10_max_rel_diff_autodiff_W" in found
