@@ -52,8 +52,11 @@ margin behind it, e.g. the loss ratio rather than "converged") or counted over
 thousands of seeds.
 
 **Identical on every seed** and not integer-valued (a deterministic number):
-0. An integer-valued constant (``converged_fraction = 1`` on every seed) is a
-discrete outcome and gets the binomial bound.
+0. The same when the values differ only in their last bits (a relative spread
+of at most ``1e-9``, with every bound more than a million spreads away): a
+seed-independent number whose rounding depends on summation order, not a
+count. An integer-valued constant (``converged_fraction = 1`` on every seed) is
+a discrete outcome and gets the binomial bound.
 """
 
 from __future__ import annotations
@@ -68,6 +71,22 @@ from scipy import stats
 TARGET = 1e-4
 #: Continuous-quantity methods need this many distinct finite values.
 MIN_DISTINCT = 20
+#: A quantity whose values over the seeds differ by at most this, relative to their size, is a
+#: deterministic number whose last bits depend on summation order: a seed does not move it.
+ROUNDING = 1e-9
+
+
+def _constant_up_to_rounding(x: np.ndarray, lower, upper) -> bool:
+    """Every value within ``ROUNDING`` (relative) of the others, not integer-valued, and every
+    bound at least a million spreads away: the check cannot be failed by a seed."""
+    spread = float(x.max() - x.min())
+    size = float(np.max(np.abs(x)))
+    if not size > 0 or spread > ROUNDING * size or np.all(x == np.round(x)):
+        return False
+    gaps = [abs(b - v) for b in (lower, upper) if b is not None for v in (x.min(), x.max())]
+    return all(g > 1e6 * max(spread, np.finfo(float).eps * size) for g in gaps)
+
+
 #: A GPD fit needs this many finite values (k = 10 exceedances at least).
 MIN_TAIL_FIT = 50
 CONFIDENCE = 0.95
@@ -170,6 +189,8 @@ def false_failure_rate(values, lower=None, upper=None, *, n_fail: int) -> tuple[
         if float(finite[0]).is_integer():
             return _binomial(0, n, "an integer, identical on every seed")
         return 0.0, "identical on every seed"
+    if finite.size == n and n_fail == 0 and _constant_up_to_rounding(finite, lower, upper):
+        return 0.0, f"identical on every seed up to rounding (relative spread <= {ROUNDING:g})"
     distinct = np.unique(finite).size
     sd = robust_sd(finite) if finite.size else 0.0
     if not sd > 0 or (distinct < MIN_DISTINCT and distinct < finite.size):  # ties: a count

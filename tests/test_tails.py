@@ -83,6 +83,26 @@ def test_a_constant_that_passes_cannot_fail():
     assert (rate, method) == (0.0, "identical on every seed")
 
 
+def test_a_constant_up_to_rounding_cannot_fail_either(rng):
+    """A seed-independent number whose last bits vary (13 distinct values of 0.0832...) is not a
+    count: rate 0. A spread above 1e-9 relative, or a bound within a million spreads, is not."""
+    x = 0.0831853 * (1 + rng.integers(-6, 7, N) * np.finfo(float).eps)
+    rate, method = false_failure_rate(x, None, 1.0, n_fail=0)
+    assert (rate, method) == (
+        0.0,
+        "identical on every seed up to rounding (relative spread <= 1e-09)",
+    )
+    # a real spread, however narrow against the bound, goes to the tail methods
+    rate, method = false_failure_rate(
+        0.0831853 * (1 + 1e-6 * rng.standard_normal(N)), None, 1.0, n_fail=0
+    )
+    assert "up to rounding" not in method
+    # a bound one rounding step away is not 'far': the binomial bound stays
+    y = 1.0 + rng.integers(0, 3, N) * np.finfo(float).eps
+    rate, method = false_failure_rate(y, None, y.max() + 1e-12, n_fail=0)
+    assert "up to rounding" not in method and rate > TARGET
+
+
 def test_an_integer_constant_is_a_discrete_outcome():
     """converged_fraction = 1 on every seed: 0 of 200 failed bounds the rate at 1.5%, no lower."""
     rate, method = false_failure_rate([1.0] * N, 1.0, None, n_fail=0)
