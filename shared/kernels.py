@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.linalg.blas import ssyrk
 
 from shared import _validate as v
 
@@ -220,26 +219,31 @@ def _chunk(chunk, n: int) -> int:
 class _Counts:
     """The 0/1 co-activation counts ``A A^T (n, n)``, summed over chunks of neurons.
 
-    Each chunk ``A (n, c)`` (0.0 / 1.0 in float32) is added by a symmetric rank-k
-    update (BLAS ``ssyrk``, in place), which computes only the upper triangle:
-    half the multiply-adds of a general product and no ``(n, n)`` temporary.
-    The sums are exact integers in float32 up to ``2^24`` neurons.
+    Each chunk ``A (n, c)`` (0.0 / 1.0 in float32) adds ``A @ A.T``, which numpy
+    hands to BLAS ``syrk`` (half the multiply-adds of a general product) in the
+    same BLAS as every other product here: a second BLAS's thread pool (scipy's
+    own ``ssyrk``) would contend with numpy's for the cores between calls and
+    ran twice as slowly. The sums are exact integers in float32 up to ``2^24``
+    neurons, so the order of the chunks and of the additions does not matter.
+    Memory: the sum and one ``(n, n)`` float32 product.
     """
 
     def __init__(self, n: int):
-        self.upper = np.zeros((n, n), dtype=np.float32, order="F")  # upper triangle used
+        self.total = np.zeros((n, n), dtype=np.float32)
+        self._product = np.empty((n, n), dtype=np.float32)
 
     def add(self, A: np.ndarray) -> None:
-        # A (n, c) C-ordered is A^T (c, n) Fortran-ordered: trans=1 gives (A^T)^T A^T = A A^T
-        self.upper = ssyrk(1.0, A.T, beta=1.0, c=self.upper, trans=1, overwrite_c=1)
+        np.matmul(A, A.T, out=self._product)  # (n, n), syrk
+        self.total += self._product
 
     def times(self, K: np.ndarray, m: int, *, overwrite: bool = False) -> np.ndarray:
         """``K * (A A^T) / m (n, n)`` in the dtype of ``K``, exactly symmetric.
 
-        The upper triangle is computed, then mirrored block by block (no ``(n, n)``
+        The product is taken everywhere and its upper triangle mirrored block by block, so the
+        result is symmetric to the last bit even for a ``K`` that is not (no ``(n, n)``
         temporaries beyond the result; ``K`` itself is the result with ``overwrite``).
         """
-        H = np.multiply(K, self.upper, out=K if overwrite else None)  # zero below the diagonal
+        H = np.multiply(K, self.total, out=K if overwrite else None)
         H /= m
         n = H.shape[0]
         rows = max(8, _ROW_BLOCK_BYTES // (H.itemsize * n))
@@ -259,8 +263,8 @@ def gram_h(X: np.ndarray, W: np.ndarray, *, chunk: int | None = None) -> np.ndar
     ``A = 1{X W^T >= 0}`` of shape ``(n, m)``. The neuron axis is processed in
     chunks of ``chunk`` so memory is ``O(n^2 + n * chunk)``, not ``O(n * m)``.
     The 0/1 counts ``A A^T`` are accumulated in float32, exact up to ``2^24``
-    neurons, by symmetric rank-k updates (BLAS ``syrk``: half the multiply-adds
-    of a general product, in place).
+    neurons, by symmetric rank-k products (BLAS ``syrk``: half the multiply-adds
+    of a general product).
 
     Parameters
     ----------
