@@ -74,19 +74,6 @@ MIN_DISTINCT = 20
 #: A quantity whose values over the seeds differ by at most this, relative to their size, is a
 #: deterministic number whose last bits depend on summation order: a seed does not move it.
 ROUNDING = 1e-9
-
-
-def _constant_up_to_rounding(x: np.ndarray, lower, upper) -> bool:
-    """Every value within ``ROUNDING`` (relative) of the others, not integer-valued, and every
-    bound at least a million spreads away: the check cannot be failed by a seed."""
-    spread = float(x.max() - x.min())
-    size = float(np.max(np.abs(x)))
-    if not size > 0 or spread > ROUNDING * size or np.all(x == np.round(x)):
-        return False
-    gaps = [abs(b - v) for b in (lower, upper) if b is not None for v in (x.min(), x.max())]
-    return all(g > 1e6 * max(spread, np.finfo(float).eps * size) for g in gaps)
-
-
 #: A GPD fit needs this many finite values (k = 10 exceedances at least).
 MIN_TAIL_FIT = 50
 CONFIDENCE = 0.95
@@ -156,6 +143,17 @@ def _side(x: np.ndarray, bound: float, upper: bool, med: float, sd: float, fit: 
     if p_gpd >= p_normal:
         return p_gpd, f"{p_gpd:.2g} (GPD, shape {xi:.2f})"
     return p_normal, f"{p_normal:.2g} (normal)"
+
+
+def _constant_up_to_rounding(x: np.ndarray, lower, upper) -> bool:
+    """Every value within ``ROUNDING`` (relative) of the others, not integer-valued, and every
+    bound at least a million spreads away: the check cannot be failed by a seed."""
+    spread = float(x.max() - x.min())
+    size = float(np.max(np.abs(x)))
+    if not size > 0 or spread > ROUNDING * size or np.all(x == np.round(x)):
+        return False
+    gaps = [abs(b - v) for b in (lower, upper) if b is not None for v in (x.min(), x.max())]
+    return all(g > 1e6 * max(spread, np.finfo(float).eps * size) for g in gaps)
 
 
 def false_failure_rate(values, lower=None, upper=None, *, n_fail: int) -> tuple[float, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import shutil
 import tomllib
@@ -18,7 +19,7 @@ import pytest
 
 from sandbox.checks import evaluate
 from sandbox.errors import ExperimentError
-from sandbox.registry import REQUIRED_FILES, experiment_dirs, load
+from sandbox.registry import REQUIRED_FILES, Experiment, experiment_dirs, load
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "experiments" / "_template"
@@ -110,7 +111,7 @@ def unquoted_quantities(folder: Path, quantities: list[str]) -> list[str]:
     return sorted(set(quantities) - keys)
 
 
-def _published_run_problems(folder: Path, exp) -> list[str]:
+def _published_run_problems(folder: Path, exp: Experiment) -> list[str]:
     """The published full run (``--full --publish``) exists, passed its own checks, and still
     passes the current ones: a check added or a bound moved after the run was published leaves
     a results_full.json that no longer vouches for the README."""
@@ -123,8 +124,9 @@ def _published_run_problems(folder: Path, exp) -> list[str]:
     failed = [c["quantity"] for c in res.get("checks", []) if not c.get("passed")]
     if failed or not res.get("passed"):
         return [f"the published full run failed its checks: {', '.join(failed) or '?'}"]
+    # the runner stores NaN as null and an infinity as "inf" / "-inf" (sandbox/runner.py)
     quantities = {
-        k: float(v) if v in ("inf", "-inf", "nan") else v
+        k: math.nan if v is None else float(v) if v in ("inf", "-inf") else v
         for k, v in res.get("quantities", {}).items()
     }
     missing = [c.quantity for c in exp.checks if "full" in c.modes and c.quantity not in quantities]
@@ -239,5 +241,11 @@ def test_a_stale_published_run_is_caught(tmp_path):
     path.write_text(json.dumps(published))
     toml = folder / "expected.toml"
     toml.write_text(toml.read_text().replace("less_than = -12.0", f"less_than = {value - 1}", 1))
+    (found,) = _published_run_problems(folder, load(folder))
+    assert "fails the current checks of log10_max_rel_diff_autodiff_W" in found
+
+    # a NaN, which the runner stores as null, fails every bound: it is reported, not a crash
+    published["quantities"]["log10_max_rel_diff_autodiff_W"] = None
+    path.write_text(json.dumps(published))
     (found,) = _published_run_problems(folder, load(folder))
     assert "fails the current checks of log10_max_rel_diff_autodiff_W" in found
